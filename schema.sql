@@ -1,0 +1,140 @@
+-- threada schema, version 1.
+--
+-- Applied by `db::migrate` inside one transaction when `PRAGMA user_version` is 0;
+-- later changes are new numbered steps (see src/db/mod.rs), never edits of this file.
+--
+-- Conventions (SPEC section 8):
+--   * every tenant-owned table has `tenant_id`, and its indexes lead with it;
+--   * ids and timestamps come from the application (timestamps are INTEGER
+--     microseconds since the Unix epoch, UTC);
+--   * two lookups are global by nature and documented as such: `meta` (instance
+--     settings) and `api_key_secrets` (a request names no tenant until its key is found).
+
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tenants (
+    tenant_id       TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    action_base_url TEXT,
+    allowed_origins TEXT NOT NULL DEFAULT '[]',  -- JSON array of "scheme://host[:port]"
+    signing_secret  TEXT NOT NULL,               -- whsec_…, needed in clear to sign actions
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE api_keys (
+    tenant_id    TEXT NOT NULL REFERENCES tenants (tenant_id),
+    key_id       TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    scopes       TEXT NOT NULL,                  -- comma-separated scope names
+    status       TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    last_used_at INTEGER,
+    revoked_at   INTEGER,
+    PRIMARY KEY (tenant_id, key_id)
+) WITHOUT ROWID;
+
+-- Only SHA-256 digests of secrets are stored. A key has one current secret
+-- (expires_at NULL) and, after a rotation, previous ones until their grace ends.
+CREATE TABLE api_key_secrets (
+    secret_hash BLOB PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    expires_at  INTEGER,
+    FOREIGN KEY (tenant_id, key_id) REFERENCES api_keys (tenant_id, key_id)
+) WITHOUT ROWID;
+CREATE INDEX api_key_secrets_by_key ON api_key_secrets (tenant_id, key_id);
+
+CREATE TABLE contacts (
+    tenant_id   TEXT NOT NULL REFERENCES tenants (tenant_id),
+    contact_id  TEXT NOT NULL,
+    name        TEXT,
+    email       TEXT,
+    phone       TEXT,
+    external_id TEXT,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, contact_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX contacts_by_email ON contacts (tenant_id, email) WHERE email IS NOT NULL;
+CREATE UNIQUE INDEX contacts_by_phone ON contacts (tenant_id, phone) WHERE phone IS NOT NULL;
+CREATE UNIQUE INDEX contacts_by_external_id ON contacts (tenant_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE tickets (
+    tenant_id       TEXT NOT NULL REFERENCES tenants (tenant_id),
+    ticket_id       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    priority        TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    tags            TEXT NOT NULL,               -- normalised tags joined by ','
+    contact_id      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_message_at INTEGER NOT NULL,
+    UNIQUE (tenant_id, ticket_id)
+);
+-- One index per sort order, so that any page of a keyset walk costs what page 1 costs.
+CREATE INDEX tickets_by_activity ON tickets (tenant_id, last_message_at, ticket_id);
+CREATE INDEX tickets_by_created ON tickets (tenant_id, created_at, ticket_id);
+CREATE INDEX tickets_by_updated ON tickets (tenant_id, updated_at, ticket_id);
+CREATE INDEX tickets_by_status ON tickets (tenant_id, status, last_message_at, ticket_id);
+
+CREATE TABLE ticket_tags (
+    tenant_id TEXT NOT NULL,
+    tag       TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, tag, ticket_id)
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+    tenant_id           TEXT NOT NULL,
+    message_id          TEXT NOT NULL,
+    ticket_id           TEXT NOT NULL,
+    role                TEXT NOT NULL,
+    content             TEXT NOT NULL,
+    channel             TEXT NOT NULL,
+    external_message_id TEXT,
+    created_at          INTEGER NOT NULL
+);
+CREATE INDEX messages_by_ticket ON messages (tenant_id, ticket_id, created_at, message_id);
+-- The uniqueness of external ids is enforced here, not by a read before the write.
+CREATE UNIQUE INDEX messages_by_external_id ON messages (tenant_id, external_message_id)
+    WHERE external_message_id IS NOT NULL;
+
+CREATE TABLE actions (
+    tenant_id    TEXT NOT NULL,
+    action_id    TEXT NOT NULL,
+    ticket_id    TEXT NOT NULL,
+    action_type  TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    requested_by TEXT NOT NULL,
+    payload      TEXT NOT NULL,                  -- JSON; credential-like header values redacted
+    result       TEXT,                           -- JSON, written when the call completes
+    created_at   INTEGER NOT NULL,
+    completed_at INTEGER,
+    UNIQUE (tenant_id, action_id)
+);
+CREATE INDEX actions_by_ticket ON actions (tenant_id, ticket_id, created_at, action_id);
+CREATE INDEX actions_running ON actions (tenant_id, action_id) WHERE status = 'running';
+
+-- A POST's Idempotency-Key, stored in the same transaction as the write it protects.
+-- status_code and response stay NULL while the request is still in flight (actions).
+CREATE TABLE idempotency_keys (
+    tenant_id   TEXT NOT NULL,
+    idem_key    TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,                   -- sha256 of method, route and canonical body
+    status_code INTEGER,
+    response    BLOB,
+    action_id   TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, idem_key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (tenant_id, expires_at);
+CREATE INDEX idempotency_keys_by_action ON idempotency_keys (tenant_id, action_id)
+    WHERE action_id IS NOT NULL;

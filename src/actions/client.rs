@@ -1,0 +1,186 @@
+//! The outbound HTTP client: one ureq agent, built once, with timeouts, no redirects,
+//! no proxy, the guarded resolver, a capped response body, and signed requests.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use ureq::Agent;
+use ureq::http::Request;
+use ureq::unversioned::transport::DefaultConnector;
+
+use super::guard::{self, GuardedResolver};
+use crate::clock::Timestamp;
+use crate::config::ActionsConfig;
+use crate::crypto::{hmac_sha256, to_hex};
+use crate::db::actions::{ActionFailure, ActionResult};
+use crate::domain::action::ActionRequest;
+
+/// Who is calling, on which action and ticket.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    pub action_id: &'a str,
+    pub ticket_id: &'a str,
+    pub signing_secret: &'a str,
+}
+
+/// The shared outbound client.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    agent: Agent,
+    max_response_bytes: usize,
+    timeout: Duration,
+}
+
+impl Outbound {
+    pub fn new(config: &ActionsConfig, allow_private: bool) -> Outbound {
+        let connect = Duration::from_millis(config.connect_timeout_ms);
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let agent_config = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .timeout_global(Some(timeout))
+            .timeout_resolve(Some(connect))
+            .timeout_connect(Some(connect))
+            .user_agent(format!("threada/{}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let agent = Agent::with_parts(
+            agent_config,
+            DefaultConnector::default(),
+            GuardedResolver::new(allow_private),
+        );
+        Outbound {
+            agent,
+            max_response_bytes: config.max_response_bytes,
+            timeout,
+        }
+    }
+
+    /// Makes the call and describes what happened; never fails.
+    pub fn call(&self, request: &ActionRequest, context: CallContext<'_>) -> ActionResult {
+        let started = Instant::now();
+        let body = request.body_json.as_deref().unwrap_or_default();
+        let timestamp = Timestamp::now().unix_seconds();
+        let signature = to_hex(&hmac_sha256(
+            context.signing_secret.as_bytes(),
+            &[timestamp.to_string().as_bytes(), b".", body.as_bytes()],
+        ));
+        let mut builder = Request::builder()
+            .method(request.method.as_str())
+            .uri(request.target.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = builder
+            .header("X-Threada-Action-Id", context.action_id)
+            .header("X-Threada-Ticket-Id", context.ticket_id)
+            .header(
+                "X-Threada-Signature",
+                format!("t={timestamp},v1={signature}"),
+            );
+        let sent = match &request.body_json {
+            Some(json) => builder
+                .header("Content-Type", "application/json")
+                .body(json.clone().into_bytes())
+                .map(|r| self.agent.run(r)),
+            None => builder.body(()).map(|r| self.agent.run(r)),
+        };
+        let elapsed =
+            |started: Instant| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut response = match sent {
+            Err(e) => return failure(elapsed(started), None, "invalid_request", e.to_string()),
+            Ok(Err(e)) => return self.describe_error(&e, request, elapsed(started)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let mut kept = Vec::with_capacity(self.max_response_bytes.min(8192));
+        let limit = self.max_response_bytes as u64 + 1;
+        let read = response
+            .body_mut()
+            .as_reader()
+            .take(limit)
+            .read_to_end(&mut kept);
+        let truncated = kept.len() > self.max_response_bytes;
+        kept.truncate(self.max_response_bytes);
+        let error = read.err().map(|e| {
+            let code = if e.kind() == std::io::ErrorKind::TimedOut
+                || e.to_string().to_ascii_lowercase().contains("timeout")
+            {
+                "timeout"
+            } else {
+                "connection_failed"
+            };
+            ActionFailure {
+                code: code.into(),
+                message: format!("reading the response failed: {e}"),
+            }
+        });
+        ActionResult {
+            http_status: Some(status),
+            duration_ms: elapsed(started),
+            response_body: Some(String::from_utf8_lossy(&kept).into_owned()),
+            response_truncated: truncated,
+            error,
+        }
+    }
+
+    fn describe_error(
+        &self,
+        error: &ureq::Error,
+        request: &ActionRequest,
+        duration_ms: u64,
+    ) -> ActionResult {
+        let host = request.target.host_str().unwrap_or_default();
+        if let Some(ip) = guard::blocked_address(error) {
+            return failure(
+                duration_ms,
+                None,
+                "destination_blocked",
+                format!(
+                    "{host} resolves to {ip}, which is not a public address; no connection was made"
+                ),
+            );
+        }
+        let (code, message) = match error {
+            ureq::Error::Timeout(_) => (
+                "timeout",
+                format!("no complete answer within {} ms", self.timeout.as_millis()),
+            ),
+            ureq::Error::HostNotFound => ("connection_failed", format!("host {host} not found")),
+            ureq::Error::Io(e) => (
+                "connection_failed",
+                format!("connection to {host} failed: {e}"),
+            ),
+            ureq::Error::ConnectionFailed => {
+                ("connection_failed", format!("connection to {host} failed"))
+            }
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => (
+                "connection_failed",
+                format!("TLS with {host} failed: {error}"),
+            ),
+            other => (
+                "invalid_response",
+                format!("the exchange with {host} failed: {other}"),
+            ),
+        };
+        failure(duration_ms, None, code, message)
+    }
+}
+
+fn failure(
+    duration_ms: u64,
+    http_status: Option<u16>,
+    code: &str,
+    message: String,
+) -> ActionResult {
+    ActionResult {
+        http_status,
+        duration_ms,
+        response_body: None,
+        response_truncated: false,
+        error: Some(ActionFailure {
+            code: code.into(),
+            message,
+        }),
+    }
+}

@@ -1,0 +1,453 @@
+//! The command line: `serve`, `demo`, `tenant …`, `key …`, `backup`, `bulk-load`.
+//!
+//! Tenant and key commands work on the database file directly, also while the server
+//! runs (SQLite's locking and the busy timeout keep them safe); the server sees a
+//! revocation on the very next request because it reads keys from the database.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::accounts;
+use crate::auth::Scopes;
+use crate::config::Config;
+use crate::db;
+use crate::domain::tenant::{
+    DEFAULT_GRACE, MAX_KEY_NAME_CHARS, MAX_TENANT_NAME_CHARS, NewKey, NewTenant, TenantPatch,
+    parse_base_url, parse_expiry, parse_grace, parse_name, parse_origins,
+};
+use crate::error::ApiError;
+use crate::startup::{Application, Mode};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "threada",
+    version,
+    about = "Self-hosted multi-tenant support-ticket API"
+)]
+pub struct Cli {
+    /// Config file [default: $THREADA_CONFIG, else ./threada.toml if present, else built-in defaults]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server
+    Serve,
+    /// Run the server with a ready-to-use demo tenant, key, sample tickets and hook receiver
+    Demo,
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Write a consistent copy of the database (safe while the server runs)
+    Backup {
+        /// Where to write the copy
+        dest: PathBuf,
+        /// Replace DEST if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Insert generated tickets through the same code as POST /tickets (benchmarks)
+    BulkLoad(crate::bulk::BulkLoad),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints its signing secret once
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Base URL that relative action URLs are joined to
+        #[arg(long, value_name = "URL")]
+        action_base_url: Option<String>,
+        /// Extra origin absolute action URLs may target (repeatable)
+        #[arg(long = "allowed-origin", value_name = "URL")]
+        allowed_origins: Vec<String>,
+    },
+    /// List tenants
+    List,
+    /// Change a tenant's name, base URL or allowed origins
+    Update {
+        tenant_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// New base URL; an empty string removes it
+        #[arg(long, value_name = "URL")]
+        action_base_url: Option<String>,
+        /// Replaces the allowed origins (repeatable)
+        #[arg(long = "allowed-origin", value_name = "URL")]
+        allowed_origins: Vec<String>,
+        /// Removes every allowed origin
+        #[arg(long, conflicts_with = "allowed_origins")]
+        clear_allowed_origins: bool,
+    },
+    /// Replace a tenant's action signing secret; prints the new one once
+    RotateSigningSecret { tenant_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; prints its secret once
+    Create(KeyCreate),
+    /// List a tenant's keys (never their secrets)
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+    },
+    /// Give a key a new secret; the old one keeps working for the grace period
+    Rotate {
+        key_id: String,
+        /// How long the previous secret keeps working (s, m, h, d; 0s stops it now)
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
+    /// Revoke a key; it stops working on the next request
+    Revoke { key_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyCreate {
+    #[arg(long, value_name = "TENANT_ID")]
+    tenant: String,
+    #[arg(long)]
+    name: String,
+    /// Comma-separated: support.read, support.write, support.actions
+    #[arg(long)]
+    scopes: String,
+    /// Expire the key after this long (s, m, h, d), e.g. 90d
+    #[arg(long, value_name = "DURATION")]
+    expires_in: Option<String>,
+}
+
+/// A failed command: the message printed after `error: `.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ApiError> for CliError {
+    fn from(error: ApiError) -> CliError {
+        match error.param {
+            Some(param) if !error.message.contains(param.as_str()) => {
+                CliError(format!("{param}: {}", error.message))
+            }
+            _ => CliError(error.message.into_owned()),
+        }
+    }
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> CliError {
+        CliError(message)
+    }
+}
+
+impl From<crate::startup::StartupError> for CliError {
+    fn from(error: crate::startup::StartupError) -> CliError {
+        CliError(error.0)
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(error: crate::config::ConfigError) -> CliError {
+        CliError(error.to_string())
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(
+        &config,
+        matches!(cli.command, Command::Serve | Command::Demo),
+    );
+    let json = cli.json;
+    match cli.command {
+        Command::Serve => serve(config, Mode::Serve),
+        Command::Demo => serve(config, Mode::Demo),
+        Command::Tenant(command) => tenant(&config, command, json),
+        Command::Key(command) => key(&config, command, json),
+        Command::Backup { dest, force } => backup(&config, &dest, force, json),
+        Command::BulkLoad(load) => crate::bulk::run(&config, &load, json),
+    }
+}
+
+fn init_logging(config: &Config, server: bool) {
+    // Commands other than the server stay quiet unless RUST_LOG says otherwise.
+    let default = if server {
+        config.log.level.as_str()
+    } else {
+        "warn"
+    };
+    let env = env_logger::Env::default().default_filter_or(default);
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+fn serve(config: Config, mode: Mode) -> Result<(), CliError> {
+    actix_web::rt::System::new().block_on(async move {
+        let sync = db::describe_sync(config.database.synchronous);
+        let app = Application::build(config, mode)?;
+        let state = app.state().clone();
+        let address = format!(
+            "{}:{}",
+            state.config.bind_addr().map(|a| a.ip())?,
+            app.port()
+        );
+        log::info!(
+            "threada {} listening on http://{address}",
+            env!("CARGO_PKG_VERSION")
+        );
+        log::info!(
+            "database {}, synchronous={sync}",
+            state.config.database.path.display()
+        );
+        if mode == Mode::Demo {
+            let demo = crate::demo::prepare(&state, &address).await?;
+            println!("{}", demo.banner(&address));
+        }
+        drop(state);
+        app.run()
+            .await
+            .map_err(|e| CliError(format!("server stopped with an error: {e}")))
+    })
+}
+
+/// Opens the database for a CLI command (creating and migrating it if needed).
+fn open(config: &Config) -> Result<Connection, CliError> {
+    Ok(db::open_connection(&config.database)?)
+}
+
+fn write<T>(
+    config: &Config,
+    f: impl FnOnce(&Connection) -> Result<T, ApiError>,
+) -> Result<T, CliError> {
+    let conn = open(config)?;
+    Ok(db::in_transaction(&conn, f)?)
+}
+
+/// Prints `value` as one JSON object, or as `text` lines.
+fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    if json {
+        let line = serde_json::to_string(value).map_err(|e| CliError(e.to_string()))?;
+        println!("{line}");
+    } else {
+        println!("{}", text());
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+fn tenant(config: &Config, command: TenantCommand, json: bool) -> Result<(), CliError> {
+    match command {
+        TenantCommand::Create {
+            name,
+            action_base_url,
+            allowed_origins,
+        } => {
+            let new = NewTenant {
+                name: parse_name(&name, "--name", MAX_TENANT_NAME_CHARS)?,
+                action_base_url: action_base_url
+                    .map(|u| parse_base_url(&u, "--action-base-url"))
+                    .transpose()?,
+                allowed_origins: parse_origins(&allowed_origins, "--allowed-origin")?,
+            };
+            let created = write(config, |conn| accounts::create_tenant(conn, &new))?;
+            print(json, &created, || {
+                format!(
+                    "tenant_id:      {}\nname:           {}\nsigning_secret: {}\n(the signing secret is shown only now)",
+                    created.tenant.tenant_id, created.tenant.name, created.signing_secret
+                )
+            })
+        }
+        TenantCommand::List => {
+            let conn = open(config)?;
+            let items = db::tenants::list(&conn).map_err(ApiError::from)?;
+            print(
+                json,
+                &Items {
+                    items: items.clone(),
+                },
+                || {
+                    items
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{}  {}  {}",
+                                t.tenant_id,
+                                t.name,
+                                t.action_base_url.as_deref().unwrap_or("-")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            )
+        }
+        TenantCommand::Update {
+            tenant_id,
+            name,
+            action_base_url,
+            allowed_origins,
+            clear_allowed_origins,
+        } => {
+            let patch = TenantPatch {
+                name: name
+                    .map(|n| parse_name(&n, "--name", MAX_TENANT_NAME_CHARS))
+                    .transpose()?,
+                action_base_url: action_base_url
+                    .map(|u| match u.trim() {
+                        "" => Ok(None),
+                        url => parse_base_url(url, "--action-base-url").map(Some),
+                    })
+                    .transpose()?,
+                allowed_origins: if clear_allowed_origins {
+                    Some(Vec::new())
+                } else if allowed_origins.is_empty() {
+                    None
+                } else {
+                    Some(parse_origins(&allowed_origins, "--allowed-origin")?)
+                },
+            };
+            if patch.is_empty() {
+                return Err(CliError(
+                    "nothing to change: give --name, --action-base-url, --allowed-origin or --clear-allowed-origins".into(),
+                ));
+            }
+            let tenant = write(config, |conn| {
+                accounts::update_tenant(conn, &tenant_id, &patch)
+            })?;
+            print(json, &tenant, || {
+                format!("updated tenant {}", tenant.tenant_id)
+            })
+        }
+        TenantCommand::RotateSigningSecret { tenant_id } => {
+            let rotated = write(config, |conn| {
+                accounts::rotate_signing_secret(conn, &tenant_id)
+            })?;
+            print(json, &rotated, || {
+                format!(
+                    "tenant_id:      {}\nsigning_secret: {}\n(the signing secret is shown only now)",
+                    rotated.tenant.tenant_id, rotated.signing_secret
+                )
+            })
+        }
+    }
+}
+
+fn key(config: &Config, command: KeyCommand, json: bool) -> Result<(), CliError> {
+    let show_secret = |key: &accounts::KeyWithSecret| {
+        format!(
+            "key_id:    {}\ntenant_id: {}\nscopes:    {}\napi_key:   {}\n(the API key is shown only now)",
+            key.key.key_id,
+            key.key.tenant_id,
+            key.key.scopes.to_stored(),
+            key.api_key
+        )
+    };
+    match command {
+        KeyCommand::Create(create) => {
+            let new = NewKey {
+                name: parse_name(&create.name, "--name", MAX_KEY_NAME_CHARS)?,
+                scopes: Scopes::parse_list(create.scopes.split(','), "--scopes")?,
+                expires_in: create
+                    .expires_in
+                    .map(|d| parse_expiry(&d, "--expires-in"))
+                    .transpose()?,
+            };
+            let key = write(config, |conn| {
+                accounts::create_key(conn, &create.tenant, &new)
+            })?;
+            print(json, &key, || show_secret(&key))
+        }
+        KeyCommand::List { tenant } => {
+            let conn = open(config)?;
+            let items = accounts::list_keys(&conn, &tenant)?;
+            print(
+                json,
+                &Items {
+                    items: items.clone(),
+                },
+                || {
+                    items
+                        .iter()
+                        .map(|k| {
+                            format!(
+                                "{}  {}  {}  {}  last used {}",
+                                k.key_id,
+                                k.status,
+                                k.scopes.to_stored(),
+                                k.name,
+                                k.last_used_at
+                                    .map_or("never".to_string(), |t| t.to_string())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            )
+        }
+        KeyCommand::Rotate { key_id, grace } => {
+            let grace = if grace.is_empty() {
+                DEFAULT_GRACE
+            } else {
+                parse_grace(&grace, "--grace")?
+            };
+            let key = write(config, |conn| {
+                accounts::rotate_key(conn, None, &key_id, grace)
+            })?;
+            print(json, &key, || show_secret(&key))
+        }
+        KeyCommand::Revoke { key_id } => {
+            let key = write(config, |conn| accounts::revoke_key(conn, None, &key_id))?;
+            print(json, &key, || format!("revoked {}", key.key_id))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BackupReport {
+    path: String,
+    bytes: u64,
+    integrity: String,
+}
+
+fn backup(config: &Config, dest: &Path, force: bool, json: bool) -> Result<(), CliError> {
+    let source = open(config)?;
+    let bytes = db::backup::copy_to(&source, dest, force)?;
+    let report = BackupReport {
+        path: dest.display().to_string(),
+        bytes,
+        integrity: "ok".into(),
+    };
+    print(json, &report, || {
+        format!(
+            "backup written to {} ({bytes} bytes, integrity ok)",
+            report.path
+        )
+    })
+}

@@ -1,0 +1,205 @@
+//! Actions: outbound HTTP calls run for a ticket, and their outcome.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::DbError;
+use crate::clock::Timestamp;
+use crate::domain::ticket::named_enum;
+use crate::error::ApiError;
+use crate::pagination::Cursor;
+
+named_enum!(
+    /// `running` until the call completes; `succeeded` means a 2xx answer.
+    ActionStatus { Running => "running", Succeeded => "succeeded", Failed => "failed" }
+);
+
+/// A transport failure: `timeout`, `connection_failed`, `destination_blocked`,
+/// `invalid_response` or `interrupted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// What the call gave back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub http_status: Option<u16>,
+    pub duration_ms: u64,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+    pub error: Option<ActionFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub action_id: String,
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub action_type: String,
+    pub status: ActionStatus,
+    pub requested_by: String,
+    /// The request as sent by the client, credential-like header values redacted.
+    pub payload: Value,
+    pub result: Option<ActionResult>,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+const COLUMNS: &str = "action_id, tenant_id, ticket_id, action_type, status, requested_by, \
+                       payload, result, created_at, completed_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Action> {
+    let payload: String = row.get(6)?;
+    let result: Option<String> = row.get(7)?;
+    Ok(Action {
+        action_id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        ticket_id: row.get(2)?,
+        action_type: row.get(3)?,
+        status: row.get(4)?,
+        requested_by: row.get(5)?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        result: result.and_then(|r| serde_json::from_str(&r).ok()),
+        created_at: row.get(8)?,
+        completed_at: row.get(9)?,
+    })
+}
+
+/// Records an action as `running`, before its call is made.
+pub fn insert(conn: &Connection, action: &Action) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "INSERT INTO actions (tenant_id, action_id, ticket_id, action_type, status, requested_by,
+                              payload, result, created_at, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, NULL)",
+    )?
+    .execute(params![
+        action.tenant_id,
+        action.action_id,
+        action.ticket_id,
+        action.action_type,
+        action.status,
+        action.requested_by,
+        action.payload.to_string(),
+        action.created_at
+    ])?;
+    Ok(())
+}
+
+/// Stores the outcome of a running action.
+pub fn complete(conn: &Connection, action: &Action) -> Result<(), DbError> {
+    let result = action
+        .result
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| DbError::Corrupt(e.to_string()))?;
+    conn.prepare_cached(
+        "UPDATE actions SET status = ?3, result = ?4, completed_at = ?5
+         WHERE tenant_id = ?1 AND action_id = ?2",
+    )?
+    .execute(params![
+        action.tenant_id,
+        action.action_id,
+        action.status,
+        result,
+        action.completed_at
+    ])?;
+    Ok(())
+}
+
+pub fn get(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+    action_id: &str,
+) -> Result<Option<Action>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM actions
+             WHERE tenant_id = ?1 AND action_id = ?2 AND ticket_id = ?3"
+        ))?
+        .query_row([tenant_id, action_id, ticket_id], from_row)
+        .optional()?)
+}
+
+/// Up to `limit` actions of a ticket after `after`, newest first, plus whether more follow.
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> Result<(Vec<Action>, bool), DbError> {
+    let (key, id) = after.map_or((i64::MAX, "\u{10FFFF}"), |c| (c.key, c.id.as_str()));
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM actions
+         WHERE tenant_id = ?1 AND ticket_id = ?2 AND (created_at, action_id) < (?3, ?4)
+         ORDER BY created_at DESC, action_id DESC
+         LIMIT ?5"
+    ))?;
+    let mut items = statement
+        .query_map(
+            params![tenant_id, ticket_id, key, id, i64::from(limit) + 1],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok((items, more))
+}
+
+pub fn cursor_after(action: &Action) -> Cursor {
+    Cursor {
+        key: action.created_at.micros(),
+        id: action.action_id.clone(),
+    }
+}
+
+/// Marks every action left `running` (by a crash or kill) as failed with error code
+/// `interrupted`, and gives the idempotency keys that protected them their final
+/// response, so that a retry replays instead of calling the hook again.
+pub fn interrupt_running(conn: &Connection, now: Timestamp) -> Result<Vec<Action>, DbError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM actions WHERE status = 'running'"
+    ))?;
+    let running = statement
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut interrupted = Vec::with_capacity(running.len());
+    for mut action in running {
+        action.status = ActionStatus::Failed;
+        action.completed_at = Some(now);
+        action.result = Some(ActionResult {
+            http_status: None,
+            duration_ms: u64::try_from((now.micros() - action.created_at.micros()) / 1000)
+                .unwrap_or(0),
+            response_body: None,
+            response_truncated: false,
+            error: Some(ActionFailure {
+                code: "interrupted".into(),
+                message: "the server stopped before the call completed; it may or may not \
+                          have reached the destination"
+                    .into(),
+            }),
+        });
+        complete(conn, &action)?;
+        let body = response_body(&action).map_err(|e| DbError::Corrupt(e.message.to_string()))?;
+        super::idempotency::complete_action(
+            conn,
+            &action.tenant_id,
+            &action.action_id,
+            201,
+            &body,
+        )?;
+        interrupted.push(action);
+    }
+    Ok(interrupted)
+}
+
+/// The JSON body of a response holding one action: `{"action": {...}}`.
+pub fn response_body(action: &Action) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&serde_json::json!({ "action": action })).map_err(ApiError::internal)
+}

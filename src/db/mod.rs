@@ -1,0 +1,284 @@
+//! The only place SQL lives.
+//!
+//! Reads run on pooled, read-only connections inside `web::block`; writes are jobs for
+//! the single writer thread (`writer.rs`), which commits them in groups. Every table
+//! module exposes plain functions on `&Connection` that take the caller's tenant.
+
+pub mod actions;
+pub mod backup;
+pub mod contacts;
+pub mod idempotency;
+pub mod keys;
+pub mod messages;
+pub mod meta;
+pub mod tenants;
+pub mod tickets;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use crate::config::{DatabaseConfig, Synchronous};
+pub use writer::Writer;
+
+/// The steps that build the schema, in order; `PRAGMA user_version` counts the ones applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// What can go wrong below the HTTP layer. SQL text and paths stay in the logs.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database is busy")]
+    Busy,
+    #[error("the write queue is full")]
+    Overloaded,
+    #[error("the database writer has stopped")]
+    Closed,
+    #[error("the database disk is full")]
+    Full,
+    #[error("a database job panicked")]
+    Panicked,
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(error: rusqlite::Error) -> DbError {
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError::Busy,
+            Some(ErrorCode::DiskFull) => DbError::Full,
+            _ => DbError::Sqlite(error),
+        }
+    }
+}
+
+/// Whether an error is a UNIQUE constraint violation.
+pub fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// Pooled readers plus the one writer: everything the server needs from SQLite.
+pub struct Db {
+    pool: Pool,
+    writer: Arc<Writer>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database, marks actions a crash
+    /// left running as interrupted, then starts the pool and the writer thread.
+    pub fn open(config: &DatabaseConfig) -> Result<Db, String> {
+        let conn = open_connection(config)?;
+        let interrupted = in_transaction(&conn, |tx| {
+            actions::interrupt_running(tx, crate::clock::Timestamp::now())
+        })
+        .map_err(|e: DbError| format!("database {}: {e}", config.path.display()))?;
+        if !interrupted.is_empty() {
+            log::warn!(
+                "{} action(s) left running by an earlier stop were marked failed (interrupted)",
+                interrupted.len()
+            );
+        }
+        let manager = {
+            let config = config.clone();
+            SqliteConnectionManager::file(&config.path)
+                .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .with_init(move |c| {
+                    configure(c, &config)?;
+                    // Readers never write: a bug cannot bypass the writer's transactions.
+                    c.pragma_update(None, "query_only", true)
+                })
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(config.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_millis(config.busy_timeout_ms.max(1000)))
+            .build(manager)
+            .map_err(|e| format!("cannot open database {}: {e}", config.path.display()))?;
+        Ok(Db {
+            pool,
+            writer: Arc::new(Writer::start(conn)),
+        })
+    }
+
+    /// Runs `f` on a pooled read-only connection, off the actix workers.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let conn = pool.get().map_err(DbError::Pool)?;
+            f(&conn)
+        })
+        .await
+        .map_err(|_| E::from(DbError::Panicked))?
+    }
+
+    /// Runs `f` on a pooled connection from a thread that may block (CLI-style callers,
+    /// action threads).
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let conn = self.pool.get().map_err(DbError::Pool)?;
+        f(&conn)
+    }
+
+    pub fn writer(&self) -> &Arc<Writer> {
+        &self.writer
+    }
+}
+
+/// Sets the per-connection pragmas every connection needs.
+fn configure(conn: &Connection, config: &DatabaseConfig) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;
+    conn.pragma_update(None, "synchronous", config.synchronous.pragma_value())?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Opens a read-write connection with the pragmas set, in WAL mode, with the schema
+/// migrated to `SCHEMA_VERSION`. Used by the writer and by the CLI.
+pub fn open_connection(config: &DatabaseConfig) -> Result<Connection, String> {
+    let path = &config.path;
+    check_location(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+    let describe = |e: rusqlite::Error| describe_open_error(path, e);
+    configure(&conn, config).map_err(describe)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(describe)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "database {}: cannot switch to WAL mode (got {mode})",
+            path.display()
+        ));
+    }
+    migrate(&conn).map_err(|e| match e {
+        MigrateError::TooNew(version) => format!(
+            "database {} has schema version {version}, newer than this threada supports \
+             ({SCHEMA_VERSION}); use a newer threada binary",
+            path.display()
+        ),
+        MigrateError::Sql(e) => describe_open_error(path, e),
+    })?;
+    meta::ensure_secrets(&conn).map_err(describe)?;
+    Ok(conn)
+}
+
+fn check_location(path: &Path) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!(
+            "database {}: directory {} does not exist",
+            path.display(),
+            parent.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!("database {} is a directory", path.display()));
+    }
+    Ok(())
+}
+
+fn describe_open_error(path: &Path, error: rusqlite::Error) -> String {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            format!("database {} is not writable: {error}", path.display())
+        }
+        Some(ErrorCode::NotADatabase) => {
+            format!("{} is not a SQLite database", path.display())
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
+            "database {} stayed locked past busy_timeout_ms",
+            path.display()
+        ),
+        _ => format!("database {}: {error}", path.display()),
+    }
+}
+
+enum MigrateError {
+    TooNew(i64),
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(error: rusqlite::Error) -> MigrateError {
+        MigrateError::Sql(error)
+    }
+}
+
+/// Applies the missing schema steps, each in its own `BEGIN IMMEDIATE` transaction.
+/// The version is read inside the transaction, so two processes starting at once
+/// cannot apply a step twice.
+fn migrate(conn: &Connection) -> Result<(), MigrateError> {
+    loop {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(MigrateError::TooNew(version));
+        }
+        let Some(step) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            tx.commit()?;
+            return Ok(());
+        };
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        log::info!("database schema migrated to version {}", version + 1);
+    }
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction on a plain connection (the CLI's path).
+pub fn in_transaction<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+        .map_err(DbError::from)?;
+    let value = f(&tx)?;
+    tx.commit().map_err(DbError::from)?;
+    Ok(value)
+}
+
+/// Default synchronous mode name, for docs and logs.
+pub fn describe_sync(mode: Synchronous) -> &'static str {
+    match mode {
+        Synchronous::Full => "full (every acknowledged write survives a power cut)",
+        Synchronous::Normal => "normal (a power cut may lose the last commits)",
+    }
+}

@@ -1,0 +1,181 @@
+//! Tenants: who owns data, where their actions may go, and their signing secret.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::DbError;
+use crate::clock::Timestamp;
+use crate::domain::tenant::{NewTenant, TenantPatch};
+
+/// A tenant as listings show it (no signing secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub tenant_id: String,
+    pub name: String,
+    pub action_base_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What running an action needs to know about its tenant.
+#[derive(Debug, Clone)]
+pub struct ActionSettings {
+    pub action_base_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub signing_secret: String,
+}
+
+const COLUMNS: &str = "tenant_id, name, action_base_url, allowed_origins, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
+    let origins: String = row.get(3)?;
+    Ok(Tenant {
+        tenant_id: row.get(0)?,
+        name: row.get(1)?,
+        action_base_url: row.get(2)?,
+        allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+    })
+}
+
+fn origins_json(origins: &[String]) -> String {
+    serde_json::to_string(origins).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn insert(
+    conn: &Connection,
+    tenant_id: &str,
+    new: &NewTenant,
+    signing_secret: &str,
+    now: Timestamp,
+) -> Result<Tenant, DbError> {
+    conn.prepare_cached(
+        "INSERT INTO tenants (tenant_id, name, action_base_url, allowed_origins, signing_secret,
+                              created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![
+        tenant_id,
+        new.name,
+        new.action_base_url,
+        origins_json(&new.allowed_origins),
+        signing_secret,
+        now
+    ])?;
+    Ok(Tenant {
+        tenant_id: tenant_id.to_string(),
+        name: new.name.clone(),
+        action_base_url: new.action_base_url.clone(),
+        allowed_origins: new.allowed_origins.clone(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub fn get(conn: &Connection, tenant_id: &str) -> Result<Option<Tenant>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tenants WHERE tenant_id = ?1"
+        ))?
+        .query_row([tenant_id], from_row)
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Tenant>, DbError> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tenants ORDER BY tenant_id"))?;
+    let tenants = statement
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(tenants)
+}
+
+/// The oldest tenant with this exact name (the demo finds its tenant this way).
+pub fn find_by_name(conn: &Connection, name: &str) -> Result<Option<Tenant>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tenants WHERE name = ?1 ORDER BY created_at LIMIT 1"
+        ))?
+        .query_row([name], from_row)
+        .optional()?)
+}
+
+/// Applies a patch; `None` when the tenant does not exist.
+pub fn update(
+    conn: &Connection,
+    tenant_id: &str,
+    patch: &TenantPatch,
+    now: Timestamp,
+) -> Result<Option<Tenant>, DbError> {
+    let Some(mut tenant) = get(conn, tenant_id)? else {
+        return Ok(None);
+    };
+    if let Some(name) = &patch.name {
+        tenant.name = name.clone();
+    }
+    if let Some(base) = &patch.action_base_url {
+        tenant.action_base_url = base.clone();
+    }
+    if let Some(origins) = &patch.allowed_origins {
+        tenant.allowed_origins = origins.clone();
+    }
+    tenant.updated_at = now;
+    conn.prepare_cached(
+        "UPDATE tenants SET name = ?2, action_base_url = ?3, allowed_origins = ?4, updated_at = ?5
+         WHERE tenant_id = ?1",
+    )?
+    .execute(params![
+        tenant_id,
+        tenant.name,
+        tenant.action_base_url,
+        origins_json(&tenant.allowed_origins),
+        now
+    ])?;
+    Ok(Some(tenant))
+}
+
+/// Replaces the signing secret; false when the tenant does not exist.
+pub fn set_signing_secret(
+    conn: &Connection,
+    tenant_id: &str,
+    secret: &str,
+    now: Timestamp,
+) -> Result<bool, DbError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tenants SET signing_secret = ?2, updated_at = ?3 WHERE tenant_id = ?1",
+        )?
+        .execute(params![tenant_id, secret, now])?;
+    Ok(changed == 1)
+}
+
+pub fn action_settings(
+    conn: &Connection,
+    tenant_id: &str,
+) -> Result<Option<ActionSettings>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT action_base_url, allowed_origins, signing_secret FROM tenants
+             WHERE tenant_id = ?1",
+        )?
+        .query_row([tenant_id], |row| {
+            let origins: String = row.get(1)?;
+            Ok(ActionSettings {
+                action_base_url: row.get(0)?,
+                allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
+                signing_secret: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Every tenant id (for maintenance that walks tenants one by one).
+pub fn ids(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut statement = conn.prepare_cached("SELECT tenant_id FROM tenants")?;
+    let ids = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}

@@ -1,0 +1,231 @@
+//! Group commit: one connection on its own thread runs every write of the server.
+//!
+//! Jobs queue on a channel. The thread takes whatever has queued up (up to
+//! `MAX_BATCH`), opens one `BEGIN IMMEDIATE` transaction, runs each job inside its own
+//! `SAVEPOINT` (a failing job rolls back only itself), then issues one `COMMIT` — one
+//! fsync for the whole group. Callers hear back only after that COMMIT returned, so a
+//! reply still means "durable". While one group commits, the next one queues up, which
+//! is where the throughput comes from.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::oneshot;
+
+use super::DbError;
+
+/// Most jobs in one transaction: bounds the latency one commit adds to its first job.
+const MAX_BATCH: usize = 256;
+/// Jobs that may wait for the writer before new writes are answered 503.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Why a whole group failed; every job of the group hears it.
+#[derive(Debug, Clone, Copy)]
+enum GroupFailure {
+    Busy,
+    Full,
+    Failed,
+}
+
+impl From<GroupFailure> for DbError {
+    fn from(failure: GroupFailure) -> DbError {
+        match failure {
+            GroupFailure::Busy => DbError::Busy,
+            GroupFailure::Full => DbError::Full,
+            GroupFailure::Failed => DbError::Corrupt("the write transaction failed".into()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for GroupFailure {
+    fn from(error: rusqlite::Error) -> GroupFailure {
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => GroupFailure::Busy,
+            Some(ErrorCode::DiskFull) => GroupFailure::Full,
+            _ => {
+                log::error!("write transaction failed: {error}");
+                GroupFailure::Failed
+            }
+        }
+    }
+}
+
+/// A queued write, type-erased so that one channel carries every kind of job.
+trait Work: Send {
+    /// Runs the job inside the group's transaction; true when it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Delivers the job's outcome once the group's COMMIT has succeeded or failed.
+    fn finish(self: Box<Self>, group: Result<(), GroupFailure>);
+}
+
+struct Job<F, T, E> {
+    work: Option<F>,
+    outcome: Option<Result<T, E>>,
+    reply: Option<oneshot::Sender<Result<T, E>>>,
+}
+
+impl<F, T, E> Work for Job<F, T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send,
+    T: Send,
+    E: From<DbError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+            log::error!("a write job panicked; its changes were rolled back");
+            Err(E::from(DbError::Panicked))
+        });
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, group: Result<(), GroupFailure>) {
+        let outcome = match (self.outcome, group) {
+            // A job that failed on its own keeps its own error: nothing of it was written.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(failure)) => Err(E::from(failure.into())),
+            (None, Ok(())) => Err(E::from(DbError::Closed)),
+        };
+        if let Some(reply) = self.reply {
+            // The caller may have gone away (client disconnected); the write stands.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Handle to the writer thread; dropping the last one drains the queue and stops it.
+pub struct Writer {
+    sender: Option<SyncSender<Box<dyn Work>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`, which must be configured and migrated.
+    pub fn start(conn: Connection) -> Writer {
+        let (sender, receiver) = sync_channel::<Box<dyn Work>>(QUEUE_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("threada-writer".into())
+            .spawn(move || run_groups(&conn, &receiver))
+            .map_err(|e| log::error!("cannot start the writer thread: {e}"))
+            .ok();
+        Writer {
+            sender: Some(sender),
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Queues `f` and waits (asynchronously) until the transaction holding it commits.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let receiver = self.submit(f)?;
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(E::from(DbError::Closed)))
+    }
+
+    /// Like `run`, for threads that may block (action threads).
+    pub fn run_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let receiver = self.submit(f)?;
+        receiver
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(E::from(DbError::Closed)))
+    }
+
+    /// Queues `f` without waiting for it (bookkeeping such as `last_used_at`).
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), DbError> + Send + 'static,
+    {
+        if let Err(e) = self.submit(f) {
+            log::debug!("background write dropped: {e}");
+        }
+    }
+
+    fn submit<T, E, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, E>>, DbError>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (reply, receiver) = oneshot::channel();
+        let job: Box<dyn Work> = Box::new(Job {
+            work: Some(f),
+            outcome: None,
+            reply: Some(reply),
+        });
+        let sender = self.sender.as_ref().ok_or(DbError::Closed)?;
+        match sender.try_send(job) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => Err(DbError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => Err(DbError::Closed),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread finish what is queued, then exit.
+        self.sender.take();
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            log::error!("the writer thread panicked");
+        }
+    }
+}
+
+fn run_groups(conn: &Connection, receiver: &Receiver<Box<dyn Work>>) {
+    let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = receiver.recv() {
+        group.push(first);
+        while group.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit_group(conn, &mut group);
+        if outcome.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for job in group.drain(..) {
+            job.finish(outcome);
+        }
+    }
+}
+
+fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), GroupFailure> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    for job in group.iter_mut() {
+        conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+        let ok = job.run(conn);
+        if conn.is_autocommit() {
+            // A statement error (I/O, disk full) rolled back the whole transaction.
+            return Err(GroupFailure::Failed);
+        }
+        if !ok {
+            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        }
+        conn.prepare_cached("RELEASE job")?.execute([])?;
+    }
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! `threada demo`: a "Demo" tenant with a full-scope key, sample tickets and actions
+//! pointed at the server's own hook receiver, so that the public documentation's three
+//! curl examples work as printed.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+use crate::accounts;
+use crate::auth::Scopes;
+use crate::db;
+use crate::domain::listing::{TicketFilter, TicketSort};
+use crate::domain::tenant::{NewKey, NewTenant, TenantPatch};
+use crate::domain::ticket::{
+    NewMessage, NewMessageBody, NewTicket, NewTicketBody, Status, TicketPatch,
+};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::tickets::{add_message, create_ticket, update_ticket};
+
+pub const TENANT_NAME: &str = "Demo";
+pub const KEY_NAME: &str = "demo";
+
+/// What the banner prints.
+#[derive(Debug, Clone)]
+pub struct DemoInfo {
+    pub tenant_id: String,
+    pub api_key: String,
+    pub ticket_id: String,
+    /// Makes the printed create example's external_message_id unique to this run.
+    pub run_tag: String,
+}
+
+/// Ensures the demo tenant, a fresh key (the previous demo key's secret is replaced:
+/// only its digest was stored) and, once, the sample tickets.
+pub async fn prepare(state: &AppState, address: &str) -> Result<DemoInfo, ApiError> {
+    let base_url = format!("http://{address}/demo");
+    state
+        .db
+        .writer()
+        .run(move |conn| prepare_in(conn, &base_url))
+        .await
+}
+
+fn prepare_in(conn: &Connection, base_url: &str) -> Result<DemoInfo, ApiError> {
+    let tenant = match db::tenants::find_by_name(conn, TENANT_NAME)? {
+        Some(tenant) => {
+            let patch = TenantPatch {
+                action_base_url: Some(Some(base_url.to_string())),
+                ..TenantPatch::default()
+            };
+            accounts::update_tenant(conn, &tenant.tenant_id, &patch)?
+        }
+        None => {
+            let new = NewTenant {
+                name: TENANT_NAME.into(),
+                action_base_url: Some(base_url.to_string()),
+                allowed_origins: Vec::new(),
+            };
+            accounts::create_tenant(conn, &new)?.tenant
+        }
+    };
+    let tenant_id = tenant.tenant_id;
+    let existing_key = db::keys::list(conn, &tenant_id)?
+        .into_iter()
+        .find(|k| k.name == KEY_NAME && !k.is_revoked());
+    let key = match existing_key {
+        Some(key) => accounts::rotate_key(conn, Some(&tenant_id), &key.key_id, Duration::ZERO)?,
+        None => {
+            let new = NewKey {
+                name: KEY_NAME.into(),
+                scopes: Scopes::all(),
+                expires_in: None,
+            };
+            accounts::create_key(conn, &tenant_id, &new)?
+        }
+    };
+    let newest = |conn: &Connection| {
+        db::tickets::list(
+            conn,
+            &tenant_id,
+            &TicketFilter::default(),
+            TicketSort::LastMessageDesc,
+            None,
+            1,
+        )
+        .map(|(items, _)| items.into_iter().next())
+    };
+    if newest(conn)?.is_none() {
+        create_samples(conn, &tenant_id)?;
+    }
+    let ticket = newest(conn)?.ok_or_else(|| ApiError::internal("demo samples are missing"))?;
+    Ok(DemoInfo {
+        tenant_id,
+        api_key: key.api_key,
+        ticket_id: ticket.ticket_id,
+        run_tag: crate::crypto::new_id("run")[4..14].to_string(),
+    })
+}
+
+/// Sample tickets on several channels, each followed by replies.
+fn create_samples(conn: &Connection, tenant_id: &str) -> Result<(), ApiError> {
+    /// A ticket body, its replies (role, content) and the status it ends in.
+    type Sample = (
+        Value,
+        &'static [(&'static str, &'static str)],
+        Option<Status>,
+    );
+    let samples: [Sample; 6] = [
+        (
+            json!({"subject": "Blender arrived with a cracked jug", "priority": "high", "channel": "email",
+                   "contact": {"name": "Camille Martin", "email": "camille.martin@example.com"},
+                   "tags": ["returns", "vip"],
+                   "initial_message": {"role": "user", "content": "Hello, my order #1042 arrived today and the blender jug is cracked. Can I get a replacement?"}}),
+            &[
+                (
+                    "agent",
+                    "So sorry about that, Camille! A replacement jug ships tomorrow; no need to send the old one back.",
+                ),
+                ("user", "Perfect, thank you for the quick answer."),
+            ],
+            Some(Status::Resolved),
+        ),
+        (
+            json!({"subject": "Cannot log in after resetting my password", "channel": "chat",
+                   "contact": {"name": "Noah Schmidt", "email": "noah.schmidt@example.com"},
+                   "tags": ["login", "mobile"],
+                   "initial_message": {"role": "user", "content": "Since this morning the mobile app says my password is wrong, the website works fine."}}),
+            &[
+                (
+                    "assistant",
+                    "Could you try signing out of the app, then signing in again with your new password?",
+                ),
+                ("user", "Still the same error on Android 14."),
+            ],
+            None,
+        ),
+        (
+            json!({"subject": "Change the delivery address for order 1187", "channel": "whatsapp",
+                   "contact": {"name": "Aisha Khan", "phone": "+44 7700 900123"},
+                   "tags": ["shipping"],
+                   "initial_message": {"role": "user", "content": "Hi! Can you deliver order 1187 to my office instead? 10 Example Street, London."}}),
+            &[(
+                "agent",
+                "Done: order 1187 now goes to 10 Example Street. Anything else?",
+            )],
+            Some(Status::Pending),
+        ),
+        (
+            json!({"subject": "Reply to appointment reminder", "priority": "low", "channel": "sms",
+                   "contact": {"phone": "+1 202 555 0147"},
+                   "initial_message": {"role": "user", "content": "Can we move Thursday's appointment to 3pm?"}}),
+            &[("note", "Calendar updated; confirm by SMS.")],
+            None,
+        ),
+        (
+            json!({"subject": "Feature request: dark mode for the dashboard", "priority": "low", "channel": "web",
+                   "contact": {"name": "Lea Dubois", "email": "lea.dubois@example.com"},
+                   "tags": ["feedback"],
+                   "initial_message": {"role": "user", "content": "Love the product! A dark mode would make late shifts much easier on the eyes."}}),
+            &[],
+            None,
+        ),
+        (
+            json!({"subject": "Callback requested about invoice INV-2291", "priority": "urgent", "channel": "voice",
+                   "contact": {"name": "Marco Rossi", "external_id": "crm-58213"},
+                   "tags": ["billing"],
+                   "initial_message": {"role": "system", "content": "Voicemail transcript: the customer was charged twice for invoice INV-2291 and asks for a callback."}}),
+            &[(
+                "agent",
+                "Called back, refund of the duplicate charge issued.",
+            )],
+            None,
+        ),
+    ];
+    for (ticket, replies, status) in samples {
+        let body: NewTicketBody = serde_json::from_value(ticket).map_err(ApiError::internal)?;
+        let view = create_ticket(conn, tenant_id, &NewTicket::try_from(body)?)?;
+        let ticket_id = view.summary.ticket_id;
+        for (role, content) in replies {
+            let body: NewMessageBody =
+                serde_json::from_value(json!({"role": role, "content": content}))
+                    .map_err(ApiError::internal)?;
+            add_message(conn, tenant_id, &ticket_id, &NewMessage::try_from(body)?)?;
+        }
+        if let Some(status) = status {
+            let patch = TicketPatch {
+                status: Some(status),
+                ..TicketPatch::default()
+            };
+            update_ticket(conn, tenant_id, &ticket_id, &patch)?;
+        }
+    }
+    Ok(())
+}
+
+impl DemoInfo {
+    /// The key and the three curl examples, ready to paste.
+    pub fn banner(&self, address: &str) -> String {
+        let base = format!("http://{address}");
+        let key = &self.api_key;
+        format!(
+            r#"
+threada demo is running on {base}
+
+  tenant   {tenant}
+  API key  {key}
+           (support.read, support.write, support.actions; a new key is printed at every start)
+
+1. List tickets:
+
+curl -X GET "{base}/api/v1/public/tickets?limit=25" \
+  -H "X-Api-Key: {key}"
+
+2. Create a ticket:
+
+curl -X POST "{base}/api/v1/public/tickets" \
+  -H "X-Api-Key: {key}" \
+  -H "Content-Type: application/json" \
+  -d '{{
+    "subject": "Where is my parcel?",
+    "priority": "normal",
+    "channel": "email",
+    "contact": {{
+      "name": "Jane Customer",
+      "email": "customer@example.com"
+    }},
+    "tags": ["returns"],
+    "initial_message": {{
+      "role": "user",
+      "content": "Hello, my parcel was due yesterday and has not arrived.",
+      "external_message_id": "demo-{tag}"
+    }}
+  }}'
+
+3. Run an action (the demo's own receiver gets it; see GET {base}/demo/hooks):
+
+curl -X POST "{base}/api/v1/public/tickets/{ticket}/actions" \
+  -H "X-Api-Key: {key}" \
+  -H "Content-Type: application/json" \
+  -d '{{
+    "payload": {{
+      "type": "custom_http",
+      "method": "POST",
+      "url": "/hooks/zapier",
+      "headers": {{
+        "X-Source": "threada"
+      }},
+      "body_json": "{{\"event\":\"ticket_updated\"}}"
+    }}
+  }}'
+"#,
+            tenant = self.tenant_id,
+            tag = self.run_tag,
+            ticket = self.ticket_id,
+        )
+    }
+}

@@ -1,0 +1,645 @@
+//! Tickets, contacts and messages as the API accepts them.
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_length, present, required, single_line, trimmed_text};
+use crate::error::ApiError;
+
+pub const MAX_SUBJECT_CHARS: usize = 500;
+pub const MAX_CONTENT_CHARS: usize = 100_000;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_CHARS: usize = 64;
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_PHONE_CHARS: usize = 32;
+
+/// Defines a closed set of lower-case names: parsing with a 400 that lists them,
+/// JSON output, and SQLite storage as text.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn from_name(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// Parses a name, or a 400 naming `param` and the accepted values.
+            pub fn parse(text: &str, param: &str) -> Result<$name, $crate::error::ApiError> {
+                $name::from_name(text).ok_or_else(|| {
+                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    $crate::error::ApiError::invalid(
+                        param,
+                        format!("{param} must be one of: {}", names.join(", ")),
+                    )
+                })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::from_name(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("unknown {} {text:?}", stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+pub(crate) use named_enum;
+
+named_enum!(
+    /// Where a ticket stands; `closed` is final.
+    Status { Open => "open", Pending => "pending", Resolved => "resolved", Closed => "closed" }
+);
+
+named_enum!(Priority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" });
+
+named_enum!(
+    /// The channel a ticket or message came through.
+    Channel {
+        Email => "email", Chat => "chat", Web => "web", Sms => "sms", Whatsapp => "whatsapp",
+        Messenger => "messenger", Instagram => "instagram", Voice => "voice", Api => "api",
+    }
+);
+
+named_enum!(
+    /// Who wrote a message: `user` is the customer, `note` is internal.
+    Role { User => "user", Agent => "agent", Assistant => "assistant", System => "system", Note => "note" }
+);
+
+/// A normalised tag: 1–64 characters of `a-z0-9_-:.`, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Tag(String);
+
+impl Tag {
+    pub fn parse(raw: &str, param: &str) -> Result<Tag, ApiError> {
+        let tag = raw.to_ascii_lowercase();
+        let valid_chars = tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-:.".contains(&b));
+        if tag.is_empty() || tag.len() > MAX_TAG_CHARS || !valid_chars {
+            return Err(ApiError::invalid(
+                param,
+                format!(
+                    "{param}: {:?} is not a valid tag (1-{MAX_TAG_CHARS} characters of a-z, 0-9, _ - : .)",
+                    truncate(raw, 80)
+                ),
+            ));
+        }
+        Ok(Tag(tag))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A tag read back from storage, where it was stored normalised.
+    pub fn from_stored(tag: &str) -> Tag {
+        Tag(tag.to_string())
+    }
+}
+
+/// Parses, lower-cases and de-duplicates tags (first occurrence kept), at most 50.
+pub fn parse_tags(raw: &[String], param: &str) -> Result<Vec<Tag>, ApiError> {
+    let mut tags: Vec<Tag> = Vec::with_capacity(raw.len().min(MAX_TAGS));
+    for text in raw {
+        let tag = Tag::parse(text, param)?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+        if tags.len() > MAX_TAGS {
+            return Err(ApiError::invalid(
+                param,
+                format!("{param} may hold at most {MAX_TAGS} tags"),
+            ));
+        }
+    }
+    Ok(tags)
+}
+
+/// Tags as stored in the `tickets.tags` column: joined by ','.
+pub fn join_tags(tags: &[Tag]) -> String {
+    let mut joined = String::new();
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            joined.push(',');
+        }
+        joined.push_str(tag.as_str());
+    }
+    joined
+}
+
+pub fn split_tags(stored: &str) -> Vec<Tag> {
+    stored
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(Tag::from_stored)
+        .collect()
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((index, _)) => &text[..index],
+        None => text,
+    }
+}
+
+/// Who the ticket is from. At least one of email, phone, external_id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub phone: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub external_id: Option<String>,
+}
+
+impl TryFrom<ContactBody> for ContactInput {
+    type Error = ApiError;
+
+    fn try_from(body: ContactBody) -> Result<ContactInput, ApiError> {
+        let name = body
+            .name
+            .map(|n| {
+                let name = trimmed_text(&n, "contact.name", MAX_NAME_CHARS)?;
+                single_line(&name, "contact.name")?;
+                Ok::<_, ApiError>(name)
+            })
+            .transpose()?;
+        let email = body.email.map(|e| parse_email(&e)).transpose()?;
+        let phone = body.phone.map(|p| parse_phone(&p)).transpose()?;
+        let external_id = body
+            .external_id
+            .map(|x| {
+                let id = trimmed_text(&x, "contact.external_id", MAX_EXTERNAL_ID_CHARS)?;
+                single_line(&id, "contact.external_id")?;
+                Ok::<_, ApiError>(id)
+            })
+            .transpose()?;
+        if email.is_none() && phone.is_none() && external_id.is_none() {
+            return Err(ApiError::invalid(
+                "contact",
+                "contact needs at least one of email, phone or external_id",
+            ));
+        }
+        Ok(ContactInput {
+            name,
+            email,
+            phone,
+            external_id,
+        })
+    }
+}
+
+/// Checks an address's syntax (`local@domain.tld`) and lower-cases it, so that
+/// contacts are matched case-insensitively.
+pub fn parse_email(raw: &str) -> Result<String, ApiError> {
+    const PARAM: &str = "contact.email";
+    let email = raw.trim();
+    let invalid = || {
+        ApiError::invalid(
+            PARAM,
+            format!(
+                "contact.email: {:?} is not a valid email address",
+                truncate(raw, 80)
+            ),
+        )
+    };
+    if email.is_empty() || email.len() > MAX_EMAIL_CHARS {
+        return Err(invalid());
+    }
+    let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()));
+    if !local_ok || !domain_ok {
+        return Err(invalid());
+    }
+    Ok(email.to_ascii_lowercase())
+}
+
+/// Accepts digits with an optional leading `+` and the usual separators, and stores
+/// only `+` and digits, so that `+33 6 12-34` and `+33612 34` are the same contact.
+pub fn parse_phone(raw: &str) -> Result<String, ApiError> {
+    let phone = raw.trim();
+    let invalid = || {
+        ApiError::invalid(
+            "contact.phone",
+            format!(
+                "contact.phone: {:?} is not a phone number (digits, optional leading +, spaces, - . ( ))",
+                truncate(raw, 80)
+            ),
+        )
+    };
+    if phone.len() > MAX_PHONE_CHARS {
+        return Err(invalid());
+    }
+    let mut normalised = String::with_capacity(phone.len());
+    for (i, c) in phone.chars().enumerate() {
+        match c {
+            '0'..='9' => normalised.push(c),
+            '+' if i == 0 => normalised.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return Err(invalid()),
+        }
+    }
+    let digits = normalised.trim_start_matches('+').len();
+    if !(3..=20).contains(&digits) {
+        return Err(invalid());
+    }
+    Ok(normalised)
+}
+
+/// The subject line: trimmed, 1–500 characters, one line.
+pub fn parse_subject(raw: &str) -> Result<String, ApiError> {
+    let subject = trimmed_text(raw, "subject", MAX_SUBJECT_CHARS)?;
+    single_line(&subject, "subject")?;
+    Ok(subject)
+}
+
+/// Message content: 1–100,000 characters, kept exactly as sent.
+pub fn parse_content(raw: String, param: &str) -> Result<String, ApiError> {
+    if raw.trim().is_empty() {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must not be blank"),
+        ));
+    }
+    check_length(&raw, param, MAX_CONTENT_CHARS)?;
+    Ok(raw)
+}
+
+/// An integration's own id for a message, unique per tenant.
+pub fn parse_external_message_id(raw: String, param: &str) -> Result<String, ApiError> {
+    if raw.trim().is_empty() {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must not be blank"),
+        ));
+    }
+    check_length(&raw, param, MAX_EXTERNAL_ID_CHARS)?;
+    single_line(&raw, param)?;
+    Ok(raw)
+}
+
+/// The first message of a new ticket.
+#[derive(Debug, Clone)]
+pub struct InitialMessage {
+    pub role: Role,
+    pub content: String,
+    pub external_message_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialMessageBody {
+    #[serde(default, deserialize_with = "present")]
+    pub role: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub content: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub external_message_id: Option<String>,
+}
+
+impl TryFrom<InitialMessageBody> for InitialMessage {
+    type Error = ApiError;
+
+    fn try_from(body: InitialMessageBody) -> Result<InitialMessage, ApiError> {
+        let role = Role::parse(
+            &required(body.role, "initial_message.role")?,
+            "initial_message.role",
+        )?;
+        let content = parse_content(
+            required(body.content, "initial_message.content")?,
+            "initial_message.content",
+        )?;
+        let external_message_id = body
+            .external_message_id
+            .map(|id| parse_external_message_id(id, "initial_message.external_message_id"))
+            .transpose()?;
+        Ok(InitialMessage {
+            role,
+            content,
+            external_message_id,
+        })
+    }
+}
+
+/// `POST /tickets`, parsed.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub subject: String,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub contact: Option<ContactInput>,
+    pub tags: Vec<Tag>,
+    pub initial_message: InitialMessage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicketBody {
+    #[serde(default, deserialize_with = "present")]
+    pub subject: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub priority: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub contact: Option<ContactBody>,
+    #[serde(default, deserialize_with = "present")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub initial_message: Option<InitialMessageBody>,
+}
+
+impl TryFrom<NewTicketBody> for NewTicket {
+    type Error = ApiError;
+
+    fn try_from(body: NewTicketBody) -> Result<NewTicket, ApiError> {
+        let subject = parse_subject(&required(body.subject, "subject")?)?;
+        let priority = match body.priority {
+            Some(p) => Priority::parse(&p, "priority")?,
+            None => Priority::Normal,
+        };
+        let channel = Channel::parse(&required(body.channel, "channel")?, "channel")?;
+        let contact = body.contact.map(ContactInput::try_from).transpose()?;
+        let tags = parse_tags(body.tags.as_deref().unwrap_or_default(), "tags")?;
+        let initial_message =
+            InitialMessage::try_from(required(body.initial_message, "initial_message")?)?;
+        Ok(NewTicket {
+            subject,
+            priority,
+            channel,
+            contact,
+            tags,
+            initial_message,
+        })
+    }
+}
+
+/// `PATCH /tickets/{id}`, parsed: at least one change.
+#[derive(Debug, Clone, Default)]
+pub struct TicketPatch {
+    pub subject: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub tags: Option<Vec<Tag>>,
+    pub add_tags: Vec<Tag>,
+    pub remove_tags: Vec<Tag>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPatchBody {
+    #[serde(default, deserialize_with = "present")]
+    pub subject: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub priority: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub add_tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub remove_tags: Option<Vec<String>>,
+}
+
+impl TryFrom<TicketPatchBody> for TicketPatch {
+    type Error = ApiError;
+
+    fn try_from(body: TicketPatchBody) -> Result<TicketPatch, ApiError> {
+        if body.tags.is_some() && (body.add_tags.is_some() || body.remove_tags.is_some()) {
+            return Err(ApiError::invalid(
+                "tags",
+                "tags replaces all tags; send it without add_tags and remove_tags",
+            ));
+        }
+        let patch = TicketPatch {
+            subject: body.subject.as_deref().map(parse_subject).transpose()?,
+            status: body
+                .status
+                .map(|s| Status::parse(&s, "status"))
+                .transpose()?,
+            priority: body
+                .priority
+                .map(|p| Priority::parse(&p, "priority"))
+                .transpose()?,
+            tags: body.tags.map(|t| parse_tags(&t, "tags")).transpose()?,
+            add_tags: parse_tags(body.add_tags.as_deref().unwrap_or_default(), "add_tags")?,
+            remove_tags: parse_tags(
+                body.remove_tags.as_deref().unwrap_or_default(),
+                "remove_tags",
+            )?,
+        };
+        let empty = patch.subject.is_none()
+            && patch.status.is_none()
+            && patch.priority.is_none()
+            && patch.tags.is_none()
+            && body.add_tags.is_none()
+            && body.remove_tags.is_none();
+        if empty {
+            return Err(ApiError::new(
+                crate::error::ErrorKind::InvalidRequest,
+                "the body changes nothing; send at least one of subject, status, priority, tags, add_tags, remove_tags",
+            ));
+        }
+        Ok(patch)
+    }
+}
+
+/// `POST /tickets/{id}/messages`, parsed.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: Role,
+    pub content: String,
+    pub external_message_id: Option<String>,
+    pub channel: Option<Channel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessageBody {
+    #[serde(default, deserialize_with = "present")]
+    pub role: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub content: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub external_message_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub channel: Option<String>,
+}
+
+impl TryFrom<NewMessageBody> for NewMessage {
+    type Error = ApiError;
+
+    fn try_from(body: NewMessageBody) -> Result<NewMessage, ApiError> {
+        Ok(NewMessage {
+            role: Role::parse(&required(body.role, "role")?, "role")?,
+            content: parse_content(required(body.content, "content")?, "content")?,
+            external_message_id: body
+                .external_message_id
+                .map(|id| parse_external_message_id(id, "external_message_id"))
+                .transpose()?,
+            channel: body
+                .channel
+                .map(|c| Channel::parse(&c, "channel"))
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param_of(error: ApiError) -> String {
+        error.param.unwrap_or_default()
+    }
+
+    #[test]
+    fn tags_are_lowercased_and_deduplicated() {
+        let raw = vec!["VIP".to_string(), "vip".into(), "returns".into()];
+        let tags = parse_tags(&raw, "tags").unwrap();
+        assert_eq!(join_tags(&tags), "vip,returns");
+        assert_eq!(split_tags("vip,returns"), tags);
+        assert!(split_tags("").is_empty());
+    }
+
+    #[test]
+    fn bad_tags_are_refused() {
+        for bad in ["", "two words", "é", "a,b", &"x".repeat(65)] {
+            let err = parse_tags(&[bad.to_string()], "tags").unwrap_err();
+            assert_eq!(param_of(err), "tags", "{bad}");
+        }
+        let many: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
+        assert!(parse_tags(&many, "tags").is_err());
+        assert!(parse_tags(&many[..50], "tags").is_ok());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            parse_email(" Customer@Example.com ").unwrap(),
+            "customer@example.com"
+        );
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@-b.com",
+            "a@b..com",
+            "a@1.2",
+        ] {
+            assert_eq!(
+                param_of(parse_email(bad).unwrap_err()),
+                "contact.email",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn phones_are_normalised() {
+        assert_eq!(parse_phone("+33 6 12-34.56").unwrap(), "+336123456");
+        for bad in ["12", "phone", "+", "1+23", "+1 (555) 123 4567 ext 9"] {
+            assert!(parse_phone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subject_is_trimmed_and_bounded() {
+        assert_eq!(parse_subject("  Hello ").unwrap(), "Hello");
+        assert!(parse_subject("   ").is_err());
+        assert!(parse_subject(&"é".repeat(500)).is_ok());
+        assert!(parse_subject(&"é".repeat(501)).is_err());
+        assert!(parse_subject("two\nlines").is_err());
+    }
+
+    #[test]
+    fn contact_needs_an_identifier() {
+        let body = ContactBody {
+            name: Some("Ann".into()),
+            email: None,
+            phone: None,
+            external_id: None,
+        };
+        assert_eq!(
+            param_of(ContactInput::try_from(body).unwrap_err()),
+            "contact"
+        );
+    }
+
+    #[test]
+    fn enums_parse_and_list_values() {
+        assert_eq!(
+            Channel::parse("whatsapp", "channel").unwrap(),
+            Channel::Whatsapp
+        );
+        let err = Priority::parse("asap", "priority").unwrap_err();
+        assert!(err.message.contains("low, normal, high, urgent"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Reading requests: JSON bodies (content type, size, syntax, types, unknown fields,
+//! each error with its `param`) and path segments.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+
+use crate::error::{ApiError, ErrorKind};
+
+/// Longest serde message echoed back (they can quote the offending value).
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A request body read and parsed into `T`, with its canonical form when asked for
+/// (the idempotency fingerprint needs it).
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    pub value: T,
+    pub canonical: Option<Vec<u8>>,
+}
+
+/// Reads a JSON body of at most `limit` bytes and parses it into `T`.
+///
+/// 415 unless `Content-Type` is `application/json`; 413 past the limit; 400 for
+/// invalid JSON, a wrong type, an unknown field (naming it in `param`).
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    canonical: bool,
+) -> Result<JsonBody<T>, ApiError> {
+    require_json_content_type(req)?;
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                "the request body could not be read",
+            )
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    parse_json(&bytes, canonical)
+}
+
+/// Parses a complete body (see `read_json`).
+pub fn parse_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    canonical: bool,
+) -> Result<JsonBody<T>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    if !canonical {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+        deserializer.end().map_err(syntax_error)?;
+        return Ok(JsonBody {
+            value,
+            canonical: None,
+        });
+    }
+    let tree: serde_json::Value = serde_json::from_slice(bytes).map_err(syntax_error)?;
+    // serde_json's map is ordered by key, so equal bodies give equal bytes.
+    let canonical = serde_json::to_vec(&tree).map_err(ApiError::internal)?;
+    let value = serde_path_to_error::deserialize(&tree).map_err(body_error)?;
+    Ok(JsonBody {
+        value,
+        canonical: Some(canonical),
+    })
+}
+
+fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    let message = if content_type.is_empty() {
+        "missing Content-Type header; send the body as application/json".to_string()
+    } else {
+        format!(
+            "unsupported Content-Type {:?}; send the body as application/json",
+            clip(content_type, 100)
+        )
+    };
+    Err(ApiError::new(ErrorKind::UnsupportedMediaType, message))
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(max).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn syntax_error(error: serde_json::Error) -> ApiError {
+    ApiError::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "the request body is not valid JSON: {}",
+            clip(&error.to_string(), MAX_MESSAGE_CHARS)
+        ),
+    )
+}
+
+/// Maps a deserialisation error to a 400 naming the field: its dotted path, array
+/// indices left out (`contact.email`, `tags`).
+fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let mut param: Vec<String> = error
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Seq { .. } | Segment::Unknown => None,
+        })
+        .collect();
+    let inner = error.into_inner();
+    if !inner.is_data() {
+        return syntax_error(inner);
+    }
+    let text = inner.to_string();
+    let text = text
+        .split(" at line ")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(field) = text
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        // The path usually ends with the unknown key already; make sure it names it.
+        if param.last().map(String::as_str) != Some(field) {
+            param.push(field.to_string());
+        }
+        let param = param.join(".");
+        let message = if param == "tenant_id" {
+            "tenant_id cannot be sent: the API key decides the tenant".to_string()
+        } else {
+            format!("unknown field {:?}", clip(&param, 100))
+        };
+        return ApiError::invalid(param, message);
+    }
+    if param.is_empty() {
+        return ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "the request body must be a JSON object ({})",
+                clip(&text, MAX_MESSAGE_CHARS)
+            ),
+        );
+    }
+    let param = param.join(".");
+    let message = format!("{param}: {}", clip(&text, MAX_MESSAGE_CHARS));
+    ApiError::invalid(param, message)
+}
+
+/// A path segment such as `{ticket_id}`.
+pub fn path_param<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
+    req.match_info().get(name).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ticket::NewTicketBody;
+
+    fn error(body: &str) -> ApiError {
+        parse_json::<NewTicketBody>(body.as_bytes(), false).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        assert_eq!(error(r#"{"colour": 1}"#).param.as_deref(), Some("colour"));
+        assert_eq!(
+            error(r#"{"contact": {"email": "a@b.co", "age": 3}}"#)
+                .param
+                .as_deref(),
+            Some("contact.age")
+        );
+        let tenant = error(r#"{"tenant_id": "ten_x"}"#);
+        assert_eq!(tenant.param.as_deref(), Some("tenant_id"));
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        assert_eq!(error(r#"{"subject": 5}"#).param.as_deref(), Some("subject"));
+        assert_eq!(
+            error(r#"{"subject": null}"#).param.as_deref(),
+            Some("subject")
+        );
+        assert_eq!(
+            error(r#"{"tags": ["a", 2]}"#).param.as_deref(),
+            Some("tags")
+        );
+        assert_eq!(
+            error(r#"{"contact": {"email": true}}"#).param.as_deref(),
+            Some("contact.email")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_no_param() {
+        for body in [
+            "{",
+            "[1,2]",
+            "\"text\"",
+            "{\"subject\": \"a\"} trailing",
+            "",
+            "  ",
+        ] {
+            let err = error(body);
+            assert_eq!(err.kind, ErrorKind::InvalidRequest, "{body}");
+        }
+    }
+
+    #[test]
+    fn canonical_form_ignores_key_order_and_spacing() {
+        let a: JsonBody<serde_json::Value> =
+            parse_json(br#"{"b": 1, "a": {"y": 2, "x": 1}}"#, true).unwrap();
+        let b: JsonBody<serde_json::Value> =
+            parse_json(br#"{"a":{"x":1,"y":2},"b":1}"#, true).unwrap();
+        assert_eq!(a.canonical, b.canonical);
+    }
+}

@@ -1,0 +1,123 @@
+//! The middleware every request passes through: request id, the
+//! error envelope for anything that is not already one, `RateLimit-*` headers, and
+//! the access log line (method, path, status, latency, request id, key id; never a
+//! secret, never a query string).
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse};
+use futures_util::FutureExt;
+
+use crate::auth::CallerInfo;
+use crate::crypto;
+use crate::error::ApiError;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A client's request id is kept when it is 1–128 characters of `[A-Za-z0-9._:-]`.
+fn sane_request_id(value: &HeaderValue) -> Option<&str> {
+    let id = value.to_str().ok()?;
+    let sane = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    sane.then_some(id)
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(sane_request_id)
+        .map_or_else(|| crypto::new_id("req"), str::to_string);
+
+    let response = next.call(req).await?;
+    let replacement = match response.response().error() {
+        Some(error) => Some(match error.as_error::<ApiError>() {
+            Some(api_error) => api_error.to_response(Some(&request_id)),
+            None => ApiError::from_status(error.as_response_error().status_code())
+                .to_response(Some(&request_id)),
+        }),
+        None if response.status().as_u16() >= 400 && !is_json(&response) => {
+            Some(ApiError::from_status(response.status()).to_response(Some(&request_id)))
+        }
+        None => None,
+    };
+    let mut response = match replacement {
+        Some(replacement) => response.into_response(replacement),
+        None => response.map_into_boxed_body(),
+    };
+
+    let caller = response.request().extensions().get::<CallerInfo>().cloned();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    if let Some(caller) = &caller {
+        let rate = &caller.rate;
+        for (name, value) in [
+            ("ratelimit-limit", u64::from(rate.limit)),
+            ("ratelimit-remaining", u64::from(rate.remaining)),
+            ("ratelimit-reset", rate.reset_secs),
+        ] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
+    }
+    if log::log_enabled!(target: "threada::access", log::Level::Info) {
+        let request = response.request();
+        log::info!(
+            target: "threada::access",
+            "{} {} {} {:.1}ms request_id={} key_id={}",
+            request.method(),
+            request.path(),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            request_id,
+            caller.as_ref().map_or("-", |c| c.key_id.as_str()),
+        );
+    }
+    Ok(response)
+}
+
+/// Turns a panicking handler into a 500 (the cause stays in the log). Wraps each
+/// resource rather than the app: the request can only be kept for the error response
+/// once routing is done.
+pub async fn catch_panic(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request = req.request().clone();
+    match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            log::error!(
+                "handler panicked on {} {}",
+                request.method(),
+                request.path()
+            );
+            let error = ApiError::new(crate::error::ErrorKind::Internal, "internal server error");
+            Ok(ServiceResponse::new(
+                request,
+                HttpResponse::from_error(error),
+            ))
+        }
+    }
+}
+
+fn is_json<B>(response: &ServiceResponse<B>) -> bool {
+    response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}

@@ -1,0 +1,104 @@
+//! The HTTP surface: one file per resource. Each handler reads the same way:
+//! authenticate → check scope → parse → database → response.
+
+pub mod actions;
+pub mod admin;
+pub mod demo;
+pub mod health;
+pub mod messages;
+pub mod openapi;
+pub mod tickets;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, Resource, web};
+use serde::Serialize;
+
+use crate::error::{ApiError, ErrorKind};
+use crate::middleware::catch_panic;
+
+/// The public API's base path.
+pub const PUBLIC: &str = "/api/v1/public";
+/// The admin API's base path.
+pub const ADMIN: &str = "/api/v1/admin";
+
+/// Every route of the server.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(
+            web::scope(PUBLIC)
+                .service(resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
+                .service(
+                    resource("/tickets", "GET, POST")
+                        .route(web::get().to(tickets::list))
+                        .route(web::post().to(tickets::create)),
+                )
+                .service(
+                    resource("/tickets/{ticket_id}", "GET, PATCH")
+                        .route(web::get().to(tickets::get))
+                        .route(web::patch().to(tickets::update)),
+                )
+                .service(
+                    resource("/tickets/{ticket_id}/messages", "GET, POST")
+                        .route(web::get().to(messages::list))
+                        .route(web::post().to(messages::create)),
+                )
+                .service(
+                    resource("/tickets/{ticket_id}/actions", "GET, POST")
+                        .route(web::get().to(actions::list))
+                        .route(web::post().to(actions::create)),
+                )
+                .service(
+                    resource("/tickets/{ticket_id}/actions/{action_id}", "GET")
+                        .route(web::get().to(actions::get)),
+                ),
+        )
+        .service(admin::scope());
+}
+
+/// A resource whose other methods answer 405 with an `Allow` header, and whose
+/// handler panics answer 500.
+pub fn resource(
+    path: &str,
+    allow: &'static str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path)
+        .default_service(web::to(move || async move {
+            Err::<HttpResponse, ApiError>(ApiError::method_not_allowed(allow))
+        }))
+        .wrap(from_fn(catch_panic))
+}
+
+/// The answer for paths no route matches.
+pub async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorKind::NotFound,
+        "no such route; the public API lives under /api/v1/public",
+    ))
+}
+
+/// One page of a list endpoint.
+#[derive(Debug, Serialize)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body))
+}

@@ -1,0 +1,13 @@
+//! `GET /api/v1/public/openapi.json`: the OpenAPI 3.1 description of the public API,
+//! embedded from `docs/openapi.json` at build time. No key needed.
+
+use actix_web::HttpResponse;
+
+/// The document, as kept in the repository.
+pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT)
+}

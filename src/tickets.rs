@@ -1,0 +1,180 @@
+//! Units of work on tickets. Each runs inside one write transaction (a writer job on
+//! the server, `db::in_transaction` in the CLI) and returns what the API answers.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::db::messages::{self, Message, NewRow};
+use crate::db::tickets::{self, TicketSummary, TicketView};
+use crate::db::{contacts, is_unique_violation};
+use crate::domain::ticket::{MAX_TAGS, NewMessage, NewTicket, Role, Status, TicketPatch};
+use crate::error::ApiError;
+
+/// `{"ticket": {...}}`
+#[derive(Debug, Serialize)]
+pub struct TicketEnvelope {
+    pub ticket: TicketView,
+}
+
+/// `{"message": {...}}`
+#[derive(Debug, Serialize)]
+pub struct MessageEnvelope {
+    pub message: Message,
+}
+
+fn ticket_not_found() -> ApiError {
+    ApiError::not_found("ticket_id", "ticket")
+}
+
+fn ticket_closed() -> ApiError {
+    ApiError::conflict("this ticket is closed; a closed ticket cannot change")
+        .with_param("ticket_id")
+}
+
+/// Creates a ticket with its contact (reused when known) and first message.
+pub fn create_ticket(
+    conn: &Connection,
+    tenant_id: &str,
+    new: &NewTicket,
+) -> Result<TicketView, ApiError> {
+    let now = Timestamp::now();
+    let contact = new
+        .contact
+        .as_ref()
+        .map(|c| contacts::upsert(conn, tenant_id, c, now))
+        .transpose()?;
+    let summary = tickets::insert(
+        conn,
+        tenant_id,
+        new,
+        contact.as_ref().map(|c| c.contact_id.as_str()),
+        now,
+    )?;
+    let first = &new.initial_message;
+    let message = insert_message(
+        conn,
+        tenant_id,
+        NewRow {
+            ticket_id: &summary.ticket_id,
+            role: first.role,
+            content: &first.content,
+            channel: summary.channel,
+            external_message_id: first.external_message_id.as_deref(),
+        },
+        now,
+        "initial_message.external_message_id",
+    )?;
+    Ok(TicketView {
+        summary,
+        contact,
+        messages: vec![message],
+        has_more_messages: false,
+    })
+}
+
+/// Inserts a message; a duplicate external id is a 409 naming the message that has it.
+fn insert_message(
+    conn: &Connection,
+    tenant_id: &str,
+    new: NewRow<'_>,
+    now: Timestamp,
+    param: &str,
+) -> Result<Message, ApiError> {
+    match messages::insert(conn, tenant_id, new, now) {
+        Ok(message) => Ok(message),
+        Err(error) if is_unique_violation(&error) => {
+            let external = new.external_message_id.unwrap_or_default();
+            let Some((ticket_id, message_id)) = messages::find_external(conn, tenant_id, external)?
+            else {
+                return Err(error.into());
+            };
+            Err(ApiError::conflict(format!(
+                "external_message_id is already used by message {message_id} on ticket {ticket_id}"
+            ))
+            .with_param(param)
+            .with_detail("ticket_id", ticket_id)
+            .with_detail("message_id", message_id))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Adds a message: moves `last_message_at` and `updated_at`, and a customer (`user`)
+/// message reopens a pending or resolved ticket. Closed tickets answer 409.
+pub fn add_message(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+    new: &NewMessage,
+) -> Result<Message, ApiError> {
+    let row = tickets::get(conn, tenant_id, ticket_id)?.ok_or_else(ticket_not_found)?;
+    let mut summary = row.summary;
+    if summary.status == Status::Closed {
+        return Err(ticket_closed());
+    }
+    let now = Timestamp::now();
+    let message = insert_message(
+        conn,
+        tenant_id,
+        NewRow {
+            ticket_id,
+            role: new.role,
+            content: &new.content,
+            channel: new.channel.unwrap_or(summary.channel),
+            external_message_id: new.external_message_id.as_deref(),
+        },
+        now,
+        "external_message_id",
+    )?;
+    summary.last_message_at = now;
+    summary.updated_at = now;
+    if new.role == Role::User && matches!(summary.status, Status::Pending | Status::Resolved) {
+        summary.status = Status::Open;
+    }
+    let tags = summary.tags.clone();
+    tickets::save(conn, &summary, &tags)?;
+    Ok(message)
+}
+
+/// Applies a PATCH. A closed ticket is final: any change is a 409.
+pub fn update_ticket(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+    patch: &TicketPatch,
+) -> Result<TicketSummary, ApiError> {
+    let row = tickets::get(conn, tenant_id, ticket_id)?.ok_or_else(ticket_not_found)?;
+    let mut summary = row.summary;
+    if summary.status == Status::Closed {
+        return Err(ticket_closed());
+    }
+    let previous_tags = summary.tags.clone();
+    if let Some(subject) = &patch.subject {
+        summary.subject = subject.clone();
+    }
+    if let Some(status) = patch.status {
+        summary.status = status;
+    }
+    if let Some(priority) = patch.priority {
+        summary.priority = priority;
+    }
+    if let Some(tags) = &patch.tags {
+        summary.tags = tags.clone();
+    }
+    summary.tags.retain(|t| !patch.remove_tags.contains(t));
+    for tag in &patch.add_tags {
+        if !summary.tags.contains(tag) {
+            summary.tags.push(tag.clone());
+        }
+    }
+    if summary.tags.len() > MAX_TAGS {
+        return Err(ApiError::invalid(
+            "add_tags",
+            format!("a ticket may hold at most {MAX_TAGS} tags"),
+        ));
+    }
+    summary.updated_at = Timestamp::now();
+    tickets::save(conn, &summary, &previous_tags)?;
+    Ok(summary)
+}
