@@ -1,1 +1,13 @@
-//! Black-box tests: real servers on port 0, real SQLite files, real HTTP.
+//! Black-box tests: real servers on port 0 with their own SQLite files, real HTTP.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+mod stub;
+
+mod actions;
+mod auth;
+mod cli;
+mod errors;
+mod operator;
+mod startup;
+mod tickets;
