@@ -199,7 +199,13 @@ pub fn interrupt_running(conn: &Connection, now: Timestamp) -> Result<Vec<Action
     Ok(interrupted)
 }
 
-/// The JSON body of a response holding one action: `{"action": {...}}`.
+/// `{"action": {...}}`
+#[derive(Debug, Serialize)]
+pub struct ActionEnvelope<'a> {
+    pub action: &'a Action,
+}
+
+/// The JSON body of a response holding one action, byte for byte what the API answers.
 pub fn response_body(action: &Action) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(&serde_json::json!({ "action": action })).map_err(ApiError::internal)
+    serde_json::to_vec(&ActionEnvelope { action }).map_err(ApiError::internal)
 }

@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{ListPage, json};
@@ -11,7 +10,7 @@ use crate::auth::{Scope, authenticate};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::db;
-use crate::db::actions::{Action, ActionStatus};
+use crate::db::actions::{Action, ActionEnvelope, ActionStatus};
 use crate::db::idempotency as stored_keys;
 use crate::domain::action::{ActionBody, ActionRequest};
 use crate::domain::listing::{Page, QueryParams};
@@ -19,12 +18,6 @@ use crate::error::ApiError;
 use crate::extract::{path_param, read_json};
 use crate::idempotency::{self, Idempotency, Outcome};
 use crate::startup::AppState;
-
-/// `{"action": {...}}`
-#[derive(Debug, Serialize)]
-struct ActionEnvelope {
-    action: Action,
-}
 
 /// What the first write decides: run the call, or replay an earlier answer.
 enum Start {
@@ -149,7 +142,7 @@ pub async fn create(
     let action = answer
         .await
         .map_err(|_| ApiError::internal("an action task ended without an answer"))??;
-    json(StatusCode::CREATED, &ActionEnvelope { action })
+    json(StatusCode::CREATED, &ActionEnvelope { action: &action })
 }
 
 /// `GET /tickets/{ticket_id}/actions`: newest first, paginated.
@@ -212,5 +205,5 @@ pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         .read(move |conn| db::actions::get(conn, &tenant_id, &ticket_id, &action_id))
         .await?
         .ok_or_else(|| ApiError::not_found("action_id", "action"))?;
-    json(StatusCode::OK, &ActionEnvelope { action })
+    json(StatusCode::OK, &ActionEnvelope { action: &action })
 }

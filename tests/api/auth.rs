@@ -12,8 +12,15 @@ fn missing_malformed_and_unknown_keys_are_401() {
     app.client
         .send("GET", TICKETS, &[], None)
         .assert_error(401, "authentication_failed");
-    for key in ["nope", "thr_short", "thr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Bearer x"] {
-        app.client.get(TICKETS, key).assert_error(401, "authentication_failed");
+    for key in [
+        "nope",
+        "thr_short",
+        "thr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "Bearer x",
+    ] {
+        app.client
+            .get(TICKETS, key)
+            .assert_error(401, "authentication_failed");
     }
 }
 
@@ -34,18 +41,31 @@ fn a_missing_scope_is_403_naming_it() {
     let error = reply.assert_error(403, "permission_denied");
     assert!(error["message"].as_str().unwrap().contains("support.write"));
     let writer = app.key(&reader.tenant_id, "support.write");
-    let error = app.client.get(TICKETS, &writer).assert_error(403, "permission_denied");
+    let error = app
+        .client
+        .get(TICKETS, &writer)
+        .assert_error(403, "permission_denied");
     assert!(error["message"].as_str().unwrap().contains("support.read"));
     let ticket = app.client.create_ticket(&writer, &ticket_body("x"));
     let actions = format!("{TICKETS}/{ticket}/actions");
     let body = serde_json::json!({"payload": {"type": "custom_http", "url": "/x"}});
-    let error = app.client.post(&actions, &writer, &body).assert_error(403, "permission_denied");
-    assert!(error["message"].as_str().unwrap().contains("support.actions"));
+    let error = app
+        .client
+        .post(&actions, &writer, &body)
+        .assert_error(403, "permission_denied");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("support.actions")
+    );
     // Reading actions accepts support.read or support.actions.
     assert_eq!(app.client.get(&actions, &reader.key).status, 200);
     let runner = app.key(&reader.tenant_id, "support.actions");
     assert_eq!(app.client.get(&actions, &runner).status, 200);
-    app.client.get(&actions, &writer).assert_error(403, "permission_denied");
+    app.client
+        .get(&actions, &writer)
+        .assert_error(403, "permission_denied");
 }
 
 #[test]
@@ -55,7 +75,10 @@ fn revocation_by_the_cli_takes_effect_on_the_next_request() {
     assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
     let revoked = app.cli().json(&["key", "revoke", &tenant.key_id]);
     assert_eq!(revoked["status"], "revoked");
-    let error = app.client.get(TICKETS, &tenant.key).assert_error(401, "authentication_failed");
+    let error = app
+        .client
+        .get(TICKETS, &tenant.key)
+        .assert_error(401, "authentication_failed");
     assert!(error["message"].as_str().unwrap().contains("revoked"));
 }
 
@@ -64,14 +87,25 @@ fn expired_keys_are_401() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
     let created = app.cli().json(&[
-        "key", "create", "--tenant", &tenant.tenant_id, "--name", "short", "--scopes",
-        "support.read", "--expires-in", "1s",
+        "key",
+        "create",
+        "--tenant",
+        &tenant.tenant_id,
+        "--name",
+        "short",
+        "--scopes",
+        "support.read",
+        "--expires-in",
+        "1s",
     ]);
     let key = created["api_key"].as_str().unwrap().to_string();
     assert!(created["expires_at"].is_string());
     assert_eq!(app.client.get(TICKETS, &key).status, 200);
     std::thread::sleep(Duration::from_millis(1500));
-    let error = app.client.get(TICKETS, &key).assert_error(401, "authentication_failed");
+    let error = app
+        .client
+        .get(TICKETS, &key)
+        .assert_error(401, "authentication_failed");
     assert!(error["message"].as_str().unwrap().contains("expired"));
 }
 
@@ -79,14 +113,18 @@ fn expired_keys_are_401() {
 fn rotation_with_grace_keeps_the_old_secret_for_a_while() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
-    let rotated = app.cli().json(&["key", "rotate", &tenant.key_id, "--grace", "2s"]);
+    let rotated = app
+        .cli()
+        .json(&["key", "rotate", &tenant.key_id, "--grace", "2s"]);
     assert_eq!(rotated["key_id"], tenant.key_id.as_str());
     let new_key = rotated["api_key"].as_str().unwrap();
     assert_ne!(new_key, tenant.key);
     assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
     assert_eq!(app.client.get(TICKETS, new_key).status, 200);
     std::thread::sleep(Duration::from_millis(2500));
-    app.client.get(TICKETS, &tenant.key).assert_error(401, "authentication_failed");
+    app.client
+        .get(TICKETS, &tenant.key)
+        .assert_error(401, "authentication_failed");
     assert_eq!(app.client.get(TICKETS, new_key).status, 200);
 }
 
@@ -94,26 +132,43 @@ fn rotation_with_grace_keeps_the_old_secret_for_a_while() {
 fn rotation_without_grace_stops_the_old_secret_at_once() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
-    let rotated = app.cli().json(&["key", "rotate", &tenant.key_id, "--grace", "0s"]);
-    app.client.get(TICKETS, &tenant.key).assert_error(401, "authentication_failed");
-    assert_eq!(app.client.get(TICKETS, rotated["api_key"].as_str().unwrap()).status, 200);
+    let rotated = app
+        .cli()
+        .json(&["key", "rotate", &tenant.key_id, "--grace", "0s"]);
+    app.client
+        .get(TICKETS, &tenant.key)
+        .assert_error(401, "authentication_failed");
+    assert_eq!(
+        app.client
+            .get(TICKETS, rotated["api_key"].as_str().unwrap())
+            .status,
+        200
+    );
 }
 
 #[test]
 fn last_used_is_recorded() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
-    assert_eq!(app.count("SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL"),
+        0
+    );
     for _ in 0..5 {
         assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
     }
     // Recorded in the background, shortly after the first request.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while app.count("SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL") == 0 {
-        assert!(std::time::Instant::now() < deadline, "last_used_at never set");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last_used_at never set"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let listed = app.cli().json(&["key", "list", "--tenant", &tenant.tenant_id]);
+    let listed = app
+        .cli()
+        .json(&["key", "list", "--tenant", &tenant.tenant_id]);
     assert!(listed["items"][0]["last_used_at"].is_string());
 }
 
@@ -123,7 +178,10 @@ fn the_database_holds_no_key_secret_in_clear() {
     let tenant = app.tenant(ALL_SCOPES);
     let rotated = app.cli().json(&["key", "rotate", &tenant.key_id]);
     assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
-    let secrets = [tenant.key.clone(), rotated["api_key"].as_str().unwrap().to_string()];
+    let secrets = [
+        tenant.key.clone(),
+        rotated["api_key"].as_str().unwrap().to_string(),
+    ];
     let mut bytes = Vec::new();
     for suffix in ["", "-wal"] {
         let path = format!("{}{suffix}", app.db_path().display());

@@ -12,8 +12,14 @@ fn cli() -> (tempfile::TempDir, Cli) {
 fn tenant_commands() {
     let (_dir, cli) = cli();
     let created = cli.json(&[
-        "tenant", "create", "--name", "Acme", "--action-base-url", "https://hooks.example.com/acme/",
-        "--allowed-origin", "https://other.example.com",
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--action-base-url",
+        "https://hooks.example.com/acme/",
+        "--allowed-origin",
+        "https://other.example.com",
     ]);
     let tenant_id = created["tenant_id"].as_str().unwrap();
     assert!(tenant_id.starts_with("ten_"));
@@ -27,12 +33,25 @@ fn tenant_commands() {
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     assert!(listed["items"][0].get("signing_secret").is_none());
 
-    let updated = cli.json(&["tenant", "update", tenant_id, "--name", "Acme Inc", "--action-base-url", ""]);
+    let updated = cli.json(&[
+        "tenant",
+        "update",
+        tenant_id,
+        "--name",
+        "Acme Inc",
+        "--action-base-url",
+        "",
+    ]);
     assert_eq!(updated["name"], "Acme Inc");
     assert!(updated["action_base_url"].is_null());
 
     let rotated = cli.json(&["tenant", "rotate-signing-secret", tenant_id]);
-    assert!(rotated["signing_secret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(
+        rotated["signing_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
     assert_ne!(rotated["signing_secret"], created["signing_secret"]);
 
     let text = cli.run(&["tenant", "list"]);
@@ -46,8 +65,16 @@ fn key_commands() {
     let tenant = cli.json(&["tenant", "create", "--name", "Acme"]);
     let tenant_id = tenant["tenant_id"].as_str().unwrap();
     let key = cli.json(&[
-        "key", "create", "--tenant", tenant_id, "--name", "zapier", "--scopes", ALL_SCOPES,
-        "--expires-in", "90d",
+        "key",
+        "create",
+        "--tenant",
+        tenant_id,
+        "--name",
+        "zapier",
+        "--scopes",
+        ALL_SCOPES,
+        "--expires-in",
+        "90d",
     ]);
     let key_id = key["key_id"].as_str().unwrap();
     assert!(key_id.starts_with("key_"));
@@ -84,18 +111,47 @@ fn key_commands() {
 fn cli_errors_go_to_stderr_with_a_non_zero_exit() {
     let (_dir, cli) = cli();
     let cases: [(&[&str], &str); 6] = [
-        (&["key", "create", "--tenant", "ten_missing", "--name", "x", "--scopes", "support.read"], "tenant not found"),
+        (
+            &[
+                "key",
+                "create",
+                "--tenant",
+                "ten_missing",
+                "--name",
+                "x",
+                "--scopes",
+                "support.read",
+            ],
+            "tenant not found",
+        ),
         (&["key", "rotate", "key_missing"], "not found"),
         (&["key", "revoke", "key_missing"], "not found"),
         (&["tenant", "create", "--name", "  "], "blank"),
-        (&["tenant", "create", "--name", "x", "--action-base-url", "ftp://x"], "http"),
-        (&["tenant", "update", "ten_missing", "--name", "x"], "tenant not found"),
+        (
+            &[
+                "tenant",
+                "create",
+                "--name",
+                "x",
+                "--action-base-url",
+                "ftp://x",
+            ],
+            "http",
+        ),
+        (
+            &["tenant", "update", "ten_missing", "--name", "x"],
+            "tenant not found",
+        ),
     ];
     for (args, needle) in cases {
         let output = cli.run(args);
         assert_ne!(output.code, 0, "{args:?}");
         assert!(output.stdout.is_empty(), "{args:?}: {}", output.stdout);
-        assert!(output.stderr.contains(needle), "{args:?}: {}", output.stderr);
+        assert!(
+            output.stderr.contains(needle),
+            "{args:?}: {}",
+            output.stderr
+        );
     }
     let tenant = cli.json(&["tenant", "create", "--name", "Acme"]);
     let tenant_id = tenant["tenant_id"].as_str().unwrap();
@@ -105,7 +161,15 @@ fn cli_errors_go_to_stderr_with_a_non_zero_exit() {
         ("support.read", "0s", "positive"),
     ] {
         let output = cli.run(&[
-            "key", "create", "--tenant", tenant_id, "--name", "x", "--scopes", scopes, "--expires-in",
+            "key",
+            "create",
+            "--tenant",
+            tenant_id,
+            "--name",
+            "x",
+            "--scopes",
+            scopes,
+            "--expires-in",
             expires,
         ]);
         assert_ne!(output.code, 0);
@@ -120,7 +184,21 @@ fn the_cli_works_while_the_server_runs() {
     for n in 0..20 {
         app.client
             .create_ticket(&tenant.key, &crate::helpers::ticket_body(&format!("t{n}")));
-        let made = app.cli().json(&["key", "create", "--tenant", &tenant.tenant_id, "--name", "k", "--scopes", "support.read"]);
-        assert_eq!(app.client.get("/api/v1/public/tickets", made["api_key"].as_str().unwrap()).status, 200);
+        let made = app.cli().json(&[
+            "key",
+            "create",
+            "--tenant",
+            &tenant.tenant_id,
+            "--name",
+            "k",
+            "--scopes",
+            "support.read",
+        ]);
+        assert_eq!(
+            app.client
+                .get("/api/v1/public/tickets", made["api_key"].as_str().unwrap())
+                .status,
+            200
+        );
     }
 }

@@ -18,10 +18,14 @@ fn unknown_route_is_a_404_envelope() {
 #[test]
 fn wrong_method_is_a_405_with_allow() {
     let app = TestApp::spawn();
-    let reply = app.client.send("DELETE", "/api/v1/public/tickets", &[], None);
+    let reply = app
+        .client
+        .send("DELETE", "/api/v1/public/tickets", &[], None);
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, POST"));
-    let reply = app.client.send("PUT", "/api/v1/public/tickets/tkt_x", &[], None);
+    let reply = app
+        .client
+        .send("PUT", "/api/v1/public/tickets/tkt_x", &[], None);
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, PATCH"));
     let reply = app.client.send("POST", "/healthz", &[], None);
@@ -36,13 +40,21 @@ fn json_syntax_type_and_unknown_field_errors() {
         app.client.send(
             "POST",
             "/api/v1/public/tickets",
-            &[("X-Api-Key", &tenant.key), ("Content-Type", "application/json")],
+            &[
+                ("X-Api-Key", &tenant.key),
+                ("Content-Type", "application/json"),
+            ],
             Some(body),
         )
     };
     let syntax = post("{\"subject\": ");
     let error = syntax.assert_error(400, "invalid_request");
-    assert!(error["message"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
     post("[]").assert_error(400, "invalid_request");
     post("").assert_error(400, "invalid_request");
     post(r#"{"subject": 42}"#).assert_invalid("subject");
@@ -63,7 +75,9 @@ fn query_and_path_errors() {
     app.client
         .get("/api/v1/public/tickets?unknown=1", &tenant.key)
         .assert_invalid("unknown");
-    let missing = app.client.get("/api/v1/public/tickets/tkt_doesnotexist", &tenant.key);
+    let missing = app
+        .client
+        .get("/api/v1/public/tickets/tkt_doesnotexist", &tenant.key);
     let error = missing.assert_error(404, "not_found");
     assert_eq!(error["param"], "ticket_id");
     let odd = app.client.get("/api/v1/public/tickets/%00%ff", &tenant.key);
@@ -76,7 +90,9 @@ fn payload_too_large_is_413() {
     let tenant = app.tenant(ALL_SCOPES);
     let mut body = ticket_body("big");
     body["initial_message"]["content"] = json!("x".repeat(4000));
-    let reply = app.client.post("/api/v1/public/tickets", &tenant.key, &body);
+    let reply = app
+        .client
+        .post("/api/v1/public/tickets", &tenant.key, &body);
     reply.assert_error(413, "payload_too_large");
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 0);
 }
@@ -105,7 +121,10 @@ fn wrong_content_type_is_415() {
     let ok = app.client.send(
         "POST",
         "/api/v1/public/tickets",
-        &[("X-Api-Key", &tenant.key), ("Content-Type", "application/json; charset=utf-8")],
+        &[
+            ("X-Api-Key", &tenant.key),
+            ("Content-Type", "application/json; charset=utf-8"),
+        ],
         Some(&body),
     );
     assert_eq!(ok.status, 201, "{}", ok.text);
@@ -117,14 +136,14 @@ fn a_panicking_handler_is_a_500_without_details() {
         |_| {},
         Mode::Serve,
         |cfg: &mut web::ServiceConfig| {
-            cfg.service(threada::routes::resource("/test/panic", "GET").route(web::get().to(
-                || async {
+            cfg.service(
+                threada::routes::resource("/test/panic", "GET").route(web::get().to(|| async {
                     if std::hint::black_box(true) {
                         panic!("secret internal detail");
                     }
                     HttpResponse::Ok().finish()
-                },
-            )));
+                })),
+            );
         },
     );
     let reply = app.client.send("GET", "/test/panic", &[], None);
@@ -138,13 +157,28 @@ fn a_panicking_handler_is_a_500_without_details() {
 #[test]
 fn request_ids_are_echoed_when_sane() {
     let app = TestApp::spawn();
-    let reply = app.client.send("GET", "/healthz", &[("X-Request-Id", "abc-123.x:y_z")], None);
+    let reply = app.client.send(
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "abc-123.x:y_z")],
+        None,
+    );
     assert_eq!(reply.header("x-request-id"), Some("abc-123.x:y_z"));
-    let reply = app.client.send("GET", "/healthz", &[("X-Request-Id", "bad id <script>")], None);
+    let reply = app.client.send(
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "bad id <script>")],
+        None,
+    );
     let generated = reply.header("x-request-id").unwrap();
     assert!(generated.starts_with("req_"), "{generated}");
-    let error = app.client.send("GET", "/nope", &[("X-Request-Id", "trace-1")], None);
-    assert_eq!(error.assert_error(404, "not_found")["request_id"], "trace-1");
+    let error = app
+        .client
+        .send("GET", "/nope", &[("X-Request-Id", "trace-1")], None);
+    assert_eq!(
+        error.assert_error(404, "not_found")["request_id"],
+        "trace-1"
+    );
 }
 
 #[test]
@@ -164,9 +198,11 @@ fn a_locked_database_is_a_503_with_retry_after() {
     let tenant = app.tenant(ALL_SCOPES);
     let blocker = rusqlite::Connection::open(app.db_path()).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let reply = app
-        .client
-        .post("/api/v1/public/tickets", &tenant.key, &ticket_body("blocked"));
+    let reply = app.client.post(
+        "/api/v1/public/tickets",
+        &tenant.key,
+        &ticket_body("blocked"),
+    );
     reply.assert_error(503, "service_unavailable");
     assert_eq!(reply.header("retry-after"), Some("1"));
     blocker.execute_batch("ROLLBACK").unwrap();

@@ -35,7 +35,9 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// Asserts the error envelope: status, type, `code` equal to the status.
@@ -44,9 +46,14 @@ impl Reply {
         let body = self.json();
         assert_eq!(body["error"]["type"], kind, "body: {}", self.text);
         assert_eq!(body["error"]["code"], status, "body: {}", self.text);
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(
-            self.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
             "{:?}",
             self.headers
         );
@@ -84,7 +91,13 @@ impl Client {
     }
 
     /// Any request: `headers` as pairs, `body` sent as given (no content type added).
-    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
         let url = if path.starts_with("http") {
             path.to_string()
         } else {
@@ -95,7 +108,9 @@ impl Client {
             builder = builder.header(*name, *value);
         }
         let result = match body {
-            Some(body) => self.agent.run(builder.body(body.as_bytes().to_vec()).unwrap()),
+            Some(body) => self
+                .agent
+                .run(builder.body(body.as_bytes().to_vec()).unwrap()),
             None => self.agent.run(builder.body(()).unwrap()),
         };
         let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
@@ -103,7 +118,12 @@ impl Client {
         let headers = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let mut text = String::new();
         response
@@ -133,7 +153,13 @@ impl Client {
         )
     }
 
-    pub fn post_with_key(&self, path: &str, key: &str, idempotency_key: &str, body: &Value) -> Reply {
+    pub fn post_with_key(
+        &self,
+        path: &str,
+        key: &str,
+        idempotency_key: &str,
+        body: &Value,
+    ) -> Reply {
         self.send(
             "POST",
             path,
@@ -166,7 +192,11 @@ impl Client {
     }
 
     pub fn add_message(&self, key: &str, ticket_id: &str, body: &Value) -> Reply {
-        self.post(&format!("/api/v1/public/tickets/{ticket_id}/messages"), key, body)
+        self.post(
+            &format!("/api/v1/public/tickets/{ticket_id}/messages"),
+            key,
+            body,
+        )
     }
 
     pub fn ticket(&self, key: &str, ticket_id: &str) -> Reply {
@@ -408,7 +438,12 @@ impl Output {
     pub fn json(&self) -> Value {
         assert_eq!(self.code, 0, "stderr: {}", self.stderr);
         let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "one JSON object expected: {:?}", self.stdout);
+        assert_eq!(
+            lines.len(),
+            1,
+            "one JSON object expected: {:?}",
+            self.stdout
+        );
         serde_json::from_str(lines[0]).unwrap()
     }
 }

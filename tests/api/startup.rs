@@ -38,10 +38,22 @@ fn config_errors_stop_startup_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("[database]\npath = \"{}/t.db\"\n", dir.path().display());
     let cases: [(String, &[&str]); 5] = [
-        (format!("{db}[server]\nbind = \"127.0.0.1:0\"\nlisten = 1\n"), &["listen", "threada.toml:5"]),
-        (format!("{db}[server]\nbind = \"localhost\"\n"), &["server.bind", "threada.toml:4"]),
-        (format!("{db}pool_size = 0\n"), &["database.pool_size", "threada.toml:3"]),
-        (format!("{db}synchronous = \"extra\"\n"), &["extra", "threada.toml:3"]),
+        (
+            format!("{db}[server]\nbind = \"127.0.0.1:0\"\nlisten = 1\n"),
+            &["listen", "threada.toml:5"],
+        ),
+        (
+            format!("{db}[server]\nbind = \"localhost\"\n"),
+            &["server.bind", "threada.toml:4"],
+        ),
+        (
+            format!("{db}pool_size = 0\n"),
+            &["database.pool_size", "threada.toml:3"],
+        ),
+        (
+            format!("{db}synchronous = \"extra\"\n"),
+            &["extra", "threada.toml:3"],
+        ),
         (format!("{db}[log]\nlevel = \"chatty\"\n"), &["log.level"]),
     ];
     for (text, needles) in cases {
@@ -59,7 +71,11 @@ fn an_unreadable_config_file_is_an_error() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_one_line_error(output.status.code().unwrap(), &stderr, &["/nonexistent/threada.toml"]);
+    assert_one_line_error(
+        output.status.code().unwrap(),
+        &stderr,
+        &["/nonexistent/threada.toml"],
+    );
 }
 
 #[test]
@@ -95,7 +111,10 @@ fn a_database_newer_than_the_binary_is_refused() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    let text = format!("[server]\nbind = \"127.0.0.1:0\"\n[database]\npath = \"{}\"\n", db.display());
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:0\"\n[database]\npath = \"{}\"\n",
+        db.display()
+    );
     let (code, stderr) = serve_with(dir.path(), &text);
     assert_one_line_error(code, &stderr, &["schema version 99", "newer"]);
 }
@@ -111,7 +130,11 @@ fn config_file_lookup_and_env_overrides() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(dir.path().join("threada.db").exists());
     let other = dir.path().join("other.db");
     let output = binary()
@@ -146,12 +169,23 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     let path = write_config(dir.path(), &config);
     // The tenant and key are made with the CLI before the server starts.
     let cli = Cli::new(path.clone());
-    let tenant = cli.json(&["tenant", "create", "--name", "Acme", "--action-base-url", &stub.origin()]);
+    let tenant = cli.json(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--action-base-url",
+        &stub.origin(),
+    ]);
     let tenant_id = tenant["tenant_id"].as_str().unwrap();
-    let key = cli.json(&["key", "create", "--tenant", tenant_id, "--name", "k", "--scopes", ALL_SCOPES]);
+    let key = cli.json(&[
+        "key", "create", "--tenant", tenant_id, "--name", "k", "--scopes", ALL_SCOPES,
+    ]);
     let key = key["api_key"].as_str().unwrap().to_string();
     let mut server = ServerProcess::start("serve", &path, dir.path(), &[]);
-    let ticket = server.client.create_ticket(&key, &crate::helpers::ticket_body("slow"));
+    let ticket = server
+        .client
+        .create_ticket(&key, &crate::helpers::ticket_body("slow"));
     let client = server.client.clone();
     let in_flight = std::thread::spawn(move || {
         client.post(
