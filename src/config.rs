@@ -526,6 +526,22 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_every_key_with_its_default() {
+        let text = include_str!("../config.example.toml");
+        let parsed: Config = toml::from_str(text).unwrap();
+        assert_eq!(
+            toml::to_string(&parsed).unwrap(),
+            toml::to_string(&Config::default()).unwrap()
+        );
+        for key in Config::keys() {
+            assert!(
+                find_key_line(text, &key).is_some(),
+                "{key} is not documented"
+            );
+        }
+    }
+
+    #[test]
     fn log_filters() {
         assert!(check_log_filter("info").is_ok());
         assert!(check_log_filter("warn,threada=debug").is_ok());

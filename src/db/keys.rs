@@ -203,7 +203,8 @@ pub fn rotate(
     insert_secret(conn, tenant_id, key_id, new_hash)
 }
 
-/// Revokes a key: every secret stops working at once and is deleted.
+/// Revokes a key: every secret of it stops working at once. The digests stay, so
+/// that a revoked key is told apart from an unknown one.
 pub fn revoke(
     conn: &Connection,
     tenant_id: &str,
@@ -215,8 +216,6 @@ pub fn revoke(
          WHERE tenant_id = ?1 AND key_id = ?2",
     )?
     .execute(params![tenant_id, key_id, now])?;
-    conn.prepare_cached("DELETE FROM api_key_secrets WHERE tenant_id = ?1 AND key_id = ?2")?
-        .execute(params![tenant_id, key_id])?;
     Ok(())
 }
 

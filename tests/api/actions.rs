@@ -8,7 +8,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::helpers::{ALL_SCOPES, Reply, ServerProcess, TestApp, Tenant, ticket_body, write_config};
+use crate::helpers::{
+    ALL_SCOPES, Reply, ServerProcess, Tenant, TestApp, ticket_body, write_config,
+};
 use crate::stub::{Answer, Stub};
 
 const SEED_ACTION: &str = r#"{
@@ -31,13 +33,18 @@ fn setup(adjust: impl FnOnce(&mut threada::config::Config)) -> (TestApp, Stub, T
         adjust(c);
     });
     let tenant = app.tenant_with(ALL_SCOPES, Some(&stub.origin()), &[]);
-    let ticket = app.client.create_ticket(&tenant.key, &ticket_body("action"));
+    let ticket = app
+        .client
+        .create_ticket(&tenant.key, &ticket_body("action"));
     (app, stub, tenant, ticket)
 }
 
 fn run(app: &TestApp, tenant: &Tenant, ticket: &str, body: &Value) -> Reply {
-    app.client
-        .post(&format!("/api/v1/public/tickets/{ticket}/actions"), &tenant.key, body)
+    app.client.post(
+        &format!("/api/v1/public/tickets/{ticket}/actions"),
+        &tenant.key,
+        body,
+    )
 }
 
 fn action(url: &str) -> Value {
@@ -50,7 +57,10 @@ fn the_seed_action_example_works_verbatim() {
     let reply = app.client.send(
         "POST",
         &format!("/api/v1/public/tickets/{ticket}/actions"),
-        &[("X-Api-Key", &tenant.key), ("Content-Type", "application/json")],
+        &[
+            ("X-Api-Key", &tenant.key),
+            ("Content-Type", "application/json"),
+        ],
         Some(SEED_ACTION),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
@@ -66,7 +76,11 @@ fn the_seed_action_example_works_verbatim() {
     for (name, value) in seed.as_object().unwrap() {
         let found = &action[name];
         assert!(!found.is_null(), "missing {name}");
-        if name != "action_id" && name != "tenant_id" && name != "ticket_id" && name != "requested_by" {
+        if name != "action_id"
+            && name != "tenant_id"
+            && name != "ticket_id"
+            && name != "requested_by"
+        {
             assert_eq!(found, value, "{name}");
         }
     }
@@ -102,7 +116,8 @@ fn the_seed_action_example_works_verbatim() {
         .unwrap()
         .as_secs() as i64;
     assert!((now - t.parse::<i64>().unwrap()).abs() < 60);
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(tenant.signing_secret.as_bytes()).unwrap();
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(tenant.signing_secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{}", hook.body).as_bytes());
     let expected: String = mac
         .finalize()
@@ -113,9 +128,10 @@ fn the_seed_action_example_works_verbatim() {
     assert_eq!(v1, expected);
 
     // The action reads back the same.
-    let got = app
-        .client
-        .get(&format!("/api/v1/public/tickets/{ticket}/actions/{action_id}"), &tenant.key);
+    let got = app.client.get(
+        &format!("/api/v1/public/tickets/{ticket}/actions/{action_id}"),
+        &tenant.key,
+    );
     assert_eq!(got.status, 200);
     assert_eq!(got.json()["action"], *action);
 }
@@ -156,10 +172,16 @@ fn an_oversized_answer_is_truncated() {
     let done = &reply.json()["action"];
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["result"]["response_truncated"], true);
-    assert_eq!(done["result"]["response_body"].as_str().unwrap().len(), 1000);
+    assert_eq!(
+        done["result"]["response_body"].as_str().unwrap().len(),
+        1000
+    );
     stub.answer(Answer::Large(1000));
     let reply = run(&app, &tenant, &ticket, &action("/exact"));
-    assert_eq!(reply.json()["action"]["result"]["response_truncated"], false);
+    assert_eq!(
+        reply.json()["action"]["result"]["response_truncated"],
+        false
+    );
 }
 
 #[test]
@@ -176,7 +198,12 @@ fn redirects_are_not_followed() {
 #[test]
 fn credentials_are_redacted_in_responses_and_storage() {
     let (app, stub, tenant, ticket) = setup(|_| {});
-    let secrets = ["Bearer sk_live_s3cr3t", "apikey-9f8e7d", "tok-123456789", "session=abc987"];
+    let secrets = [
+        "Bearer sk_live_s3cr3t",
+        "apikey-9f8e7d",
+        "tok-123456789",
+        "session=abc987",
+    ];
     let body = json!({"payload": {"type": "custom_http", "url": "/secure", "headers": {
         "Authorization": secrets[0], "X-Api-Key": secrets[1], "X-Auth-Token": secrets[2],
         "Cookie": secrets[3], "X-Source": "threada"}}});
@@ -187,9 +214,10 @@ fn credentials_are_redacted_in_responses_and_storage() {
         assert_eq!(headers[name], "[redacted]", "{name}");
     }
     assert_eq!(headers["X-Source"], "threada");
-    let listed = app
-        .client
-        .get(&format!("/api/v1/public/tickets/{ticket}/actions"), &tenant.key);
+    let listed = app.client.get(
+        &format!("/api/v1/public/tickets/{ticket}/actions"),
+        &tenant.key,
+    );
     for text in [&reply.text, &listed.text] {
         for secret in secrets {
             assert!(!text.contains(secret), "{secret} leaked");
@@ -197,10 +225,15 @@ fn credentials_are_redacted_in_responses_and_storage() {
     }
     let mut stored = Vec::new();
     for suffix in ["", "-wal"] {
-        stored.extend(std::fs::read(format!("{}{suffix}", app.db_path().display())).unwrap_or_default());
+        stored.extend(
+            std::fs::read(format!("{}{suffix}", app.db_path().display())).unwrap_or_default(),
+        );
     }
     for secret in secrets {
-        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} stored");
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} stored"
+        );
     }
     // The hook itself got the real values.
     let hook = &stub.received()[0];
@@ -223,32 +256,80 @@ fn bad_payloads_are_400_and_nothing_is_sent_or_recorded() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "payload"),
         (json!({"payload": "x"}), "payload"),
-        (json!({"payload": {"method": "POST", "url": "/x"}}), "payload.type"),
+        (
+            json!({"payload": {"method": "POST", "url": "/x"}}),
+            "payload.type",
+        ),
         (payload(json!({"type": "zapier"})), "payload.type"),
         (payload(json!({"method": "TRACE"})), "payload.method"),
         (payload(json!({"method": "post"})), "payload.method"),
         (payload(json!({"url": "ftp://127.0.0.1/x"})), "payload.url"),
         (payload(json!({"url": "file:///etc/passwd"})), "payload.url"),
-        (payload(json!({"url": format!("http://user:pw@127.0.0.1:{}/x", stub.port)})), "payload.url"),
-        (payload(json!({"url": "https://evil.example.net/x"})), "payload.url"),
-        (payload(json!({"url": "//evil.example.net/x"})), "payload.url"),
+        (
+            payload(json!({"url": format!("http://user:pw@127.0.0.1:{}/x", stub.port)})),
+            "payload.url",
+        ),
+        (
+            payload(json!({"url": "https://evil.example.net/x"})),
+            "payload.url",
+        ),
+        (
+            payload(json!({"url": "//evil.example.net/x"})),
+            "payload.url",
+        ),
         (payload(json!({"url": "/../../etc"})), "payload.url"),
         (payload(json!({"url": "relative/path"})), "payload.url"),
         (payload(json!({"url": 5})), "payload.url"),
-        (payload(json!({"headers": {"Host": "evil"}})), "payload.headers"),
-        (payload(json!({"headers": {"Content-Length": "5"}})), "payload.headers"),
-        (payload(json!({"headers": {"Connection": "close"}})), "payload.headers"),
-        (payload(json!({"headers": {"Transfer-Encoding": "chunked"}})), "payload.headers"),
-        (payload(json!({"headers": {"X-Threada-Signature": "forged"}})), "payload.headers"),
-        (payload(json!({"headers": {"X-Evil": "a\r\nInjected: yes"}})), "payload.headers"),
-        (payload(json!({"headers": {"Bad Name": "x"}})), "payload.headers"),
-        (payload(json!({"headers": Value::Object(many)})), "payload.headers"),
-        (payload(json!({"headers": {"X-Number": 5}})), "payload.headers.X-Number"),
-        (payload(json!({"body_json": "{not json"})), "payload.body_json"),
+        (
+            payload(json!({"headers": {"Host": "evil"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"Content-Length": "5"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"Connection": "close"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"Transfer-Encoding": "chunked"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"X-Threada-Signature": "forged"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"X-Evil": "a\r\nInjected: yes"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"Bad Name": "x"}})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": Value::Object(many)})),
+            "payload.headers",
+        ),
+        (
+            payload(json!({"headers": {"X-Number": 5}})),
+            "payload.headers.X-Number",
+        ),
+        (
+            payload(json!({"body_json": "{not json"})),
+            "payload.body_json",
+        ),
         (payload(json!({"body_json": {"a": 1}})), "payload.body_json"),
-        (payload(json!({"method": "GET", "body_json": "{}"})), "payload.body_json"),
+        (
+            payload(json!({"method": "GET", "body_json": "{}"})),
+            "payload.body_json",
+        ),
         (payload(json!({"extra": true})), "payload.extra"),
-        (json!({"payload": {"type": "custom_http", "url": "/x"}, "tenant_id": "ten_x"}), "tenant_id"),
+        (
+            json!({"payload": {"type": "custom_http", "url": "/x"}, "tenant_id": "ten_x"}),
+            "tenant_id",
+        ),
     ];
     for (body, param) in cases {
         run(&app, &tenant, &ticket, &body).assert_invalid(param);
@@ -267,12 +348,36 @@ fn absolute_urls_may_target_allowed_origins() {
     let stub = Stub::start();
     let other = Stub::start();
     let app = TestApp::spawn_with(|c| c.actions.allow_private_networks = true);
-    let tenant = app.tenant_with(ALL_SCOPES, Some(&format!("{}/base", stub.origin())), &[&other.origin()]);
+    let tenant = app.tenant_with(
+        ALL_SCOPES,
+        Some(&format!("{}/base", stub.origin())),
+        &[&other.origin()],
+    );
     let ticket = app.client.create_ticket(&tenant.key, &ticket_body("x"));
-    let same = run(&app, &tenant, &ticket, &action(&format!("{}/direct?q=1", stub.origin())));
-    assert_eq!(same.json()["action"]["status"], "succeeded", "{}", same.text);
-    let allowed = run(&app, &tenant, &ticket, &action(&format!("{}/other", other.origin())));
-    assert_eq!(allowed.json()["action"]["status"], "succeeded", "{}", allowed.text);
+    let same = run(
+        &app,
+        &tenant,
+        &ticket,
+        &action(&format!("{}/direct?q=1", stub.origin())),
+    );
+    assert_eq!(
+        same.json()["action"]["status"],
+        "succeeded",
+        "{}",
+        same.text
+    );
+    let allowed = run(
+        &app,
+        &tenant,
+        &ticket,
+        &action(&format!("{}/other", other.origin())),
+    );
+    assert_eq!(
+        allowed.json()["action"]["status"],
+        "succeeded",
+        "{}",
+        allowed.text
+    );
     let joined = run(&app, &tenant, &ticket, &action("/hooks/zapier"));
     assert_eq!(joined.json()["action"]["status"], "succeeded");
     assert_eq!(stub.received()[0].path, "/direct?q=1");
@@ -292,7 +397,11 @@ fn private_destinations_are_refused_by_default() {
         format!("http://0.0.0.0:{port}"),
     ];
     let origin_refs: Vec<&str> = origins.iter().map(String::as_str).collect();
-    let tenant = app.tenant_with(ALL_SCOPES, Some(&format!("http://localhost:{port}")), &origin_refs);
+    let tenant = app.tenant_with(
+        ALL_SCOPES,
+        Some(&format!("http://localhost:{port}")),
+        &origin_refs,
+    );
     let ticket = app.client.create_ticket(&tenant.key, &ticket_body("x"));
     // URLs that name a blocked address, however spelt: 400, nothing recorded.
     for url in [
@@ -345,11 +454,21 @@ fn workers_never_wait_on_outbound_calls() {
     }
     let started = Instant::now();
     assert_eq!(app.client.send("GET", "/healthz", &[], None).status, 200);
-    assert_eq!(app.client.get("/api/v1/public/tickets", &tenant.key).status, 200);
+    assert_eq!(
+        app.client.get("/api/v1/public/tickets", &tenant.key).status,
+        200
+    );
     assert_eq!(app.client.ticket(&tenant.key, &ticket).status, 200);
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
     for handle in slow {
-        assert_eq!(handle.join().unwrap().json()["action"]["status"], "succeeded");
+        assert_eq!(
+            handle.join().unwrap().json()["action"]["status"],
+            "succeeded"
+        );
     }
 }
 
@@ -365,7 +484,11 @@ fn a_full_pool_answers_503_and_records_nothing() {
             let client = app.client.clone();
             let (key, ticket) = (tenant.key.clone(), ticket.clone());
             std::thread::spawn(move || {
-                client.post(&format!("/api/v1/public/tickets/{ticket}/actions"), &key, &action("/slow"))
+                client.post(
+                    &format!("/api/v1/public/tickets/{ticket}/actions"),
+                    &key,
+                    &action("/slow"),
+                )
             })
         })
         .collect();
@@ -388,8 +511,12 @@ fn a_full_pool_answers_503_and_records_nothing() {
 fn an_idempotent_retry_does_not_call_the_hook_again() {
     let (app, stub, tenant, ticket) = setup(|_| {});
     let path = format!("/api/v1/public/tickets/{ticket}/actions");
-    let first = app.client.post_with_key(&path, &tenant.key, "act-1", &action("/once"));
-    let second = app.client.post_with_key(&path, &tenant.key, "act-1", &action("/once"));
+    let first = app
+        .client
+        .post_with_key(&path, &tenant.key, "act-1", &action("/once"));
+    let second = app
+        .client
+        .post_with_key(&path, &tenant.key, "act-1", &action("/once"));
     assert_eq!((first.status, second.status), (201, 201));
     assert_eq!(first.text, second.text);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
@@ -407,7 +534,9 @@ fn a_retry_while_the_first_call_runs_is_a_conflict() {
     let path = format!("/api/v1/public/tickets/{ticket}/actions");
     let client = app.client.clone();
     let (key, first_path) = (tenant.key.clone(), path.clone());
-    let first = std::thread::spawn(move || client.post_with_key(&first_path, &key, "act-2", &action("/slow")));
+    let first = std::thread::spawn(move || {
+        client.post_with_key(&first_path, &key, "act-2", &action("/slow"))
+    });
     while stub.received().is_empty() {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -415,7 +544,9 @@ fn a_retry_while_the_first_call_runs_is_a_conflict() {
         .post_with_key(&path, &tenant.key, "act-2", &action("/slow"))
         .assert_error(409, "conflict");
     assert_eq!(first.join().unwrap().status, 201);
-    let replay = app.client.post_with_key(&path, &tenant.key, "act-2", &action("/slow"));
+    let replay = app
+        .client
+        .post_with_key(&path, &tenant.key, "act-2", &action("/slow"));
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(stub.received().len(), 1);
 }
@@ -426,7 +557,10 @@ fn actions_list_newest_first_with_pages() {
     let ids: Vec<String> = (0..7)
         .map(|n| {
             let reply = run(&app, &tenant, &ticket, &action(&format!("/n{n}")));
-            reply.json()["action"]["action_id"].as_str().unwrap().to_string()
+            reply.json()["action"]["action_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     let mut walked = Vec::new();
@@ -444,9 +578,10 @@ fn actions_list_newest_first_with_pages() {
         }
     }
     assert_eq!(walked, ids.iter().rev().cloned().collect::<Vec<_>>());
-    let missing = app
-        .client
-        .get(&format!("/api/v1/public/tickets/{ticket}/actions/act_missing"), &tenant.key);
+    let missing = app.client.get(
+        &format!("/api/v1/public/tickets/{ticket}/actions/act_missing"),
+        &tenant.key,
+    );
     assert_eq!(missing.assert_error(404, "not_found")["param"], "action_id");
 }
 
@@ -456,7 +591,9 @@ fn an_action_cut_by_kill_9_reads_as_interrupted_after_restart() {
     stub.answer(Answer::Slow(Duration::from_secs(5)));
     let app = TestApp::spawn_with(|c| c.actions.allow_private_networks = true);
     let tenant = app.tenant_with(ALL_SCOPES, Some(&stub.origin()), &[]);
-    let ticket = app.client.create_ticket(&tenant.key, &ticket_body("doomed"));
+    let ticket = app
+        .client
+        .create_ticket(&tenant.key, &ticket_body("doomed"));
     let (dir, config) = app.stop();
     let path = write_config(dir.path(), &config);
 
@@ -467,7 +604,11 @@ fn an_action_cut_by_kill_9_reads_as_interrupted_after_restart() {
         client.send(
             "POST",
             &format!("/api/v1/public/tickets/{t}/actions"),
-            &[("X-Api-Key", &key), ("Content-Type", "application/json"), ("Idempotency-Key", "doomed-1")],
+            &[
+                ("X-Api-Key", &key),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "doomed-1"),
+            ],
             Some(&action("/slow").to_string()),
         )
     });
@@ -480,7 +621,10 @@ fn an_action_cut_by_kill_9_reads_as_interrupted_after_restart() {
     let server = ServerProcess::start("serve", &path, dir.path(), &[]);
     let listed = server
         .client
-        .get(&format!("/api/v1/public/tickets/{ticket}/actions"), &tenant.key)
+        .get(
+            &format!("/api/v1/public/tickets/{ticket}/actions"),
+            &tenant.key,
+        )
         .json();
     let cut = &listed["items"][0];
     assert_eq!(cut["status"], "failed");
@@ -490,11 +634,18 @@ fn an_action_cut_by_kill_9_reads_as_interrupted_after_restart() {
     let retry = server.client.send(
         "POST",
         &format!("/api/v1/public/tickets/{ticket}/actions"),
-        &[("X-Api-Key", &tenant.key), ("Content-Type", "application/json"), ("Idempotency-Key", "doomed-1")],
+        &[
+            ("X-Api-Key", &tenant.key),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "doomed-1"),
+        ],
         Some(&action("/slow").to_string()),
     );
     assert_eq!(retry.status, 201, "{}", retry.text);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
-    assert_eq!(retry.json()["action"]["result"]["error"]["code"], "interrupted");
+    assert_eq!(
+        retry.json()["action"]["result"]["error"]["code"],
+        "interrupted"
+    );
     assert_eq!(stub.received().len(), 1);
 }

@@ -79,7 +79,10 @@ fn revocation_by_the_cli_takes_effect_on_the_next_request() {
         .client
         .get(TICKETS, &tenant.key)
         .assert_error(401, "authentication_failed");
-    assert!(error["message"].as_str().unwrap().contains("revoked"));
+    assert!(
+        error["message"].as_str().unwrap().contains("revoked"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -257,7 +257,6 @@ pub fn test_config(dir: &Path) -> Config {
 /// A server running in this process.
 pub struct TestApp {
     pub client: Client,
-    pub port: u16,
     pub config: Config,
     pub dir: TempDir,
     handle: Option<ServerHandle>,
@@ -308,7 +307,6 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("server did not start: {e}"));
         TestApp {
             client: Client::new(format!("http://127.0.0.1:{port}")),
-            port,
             config,
             dir,
             handle: Some(handle),
@@ -483,18 +481,25 @@ impl Cli {
 pub struct ServerProcess {
     pub child: Child,
     pub client: Client,
-    pub port: u16,
     pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What the server logged.
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl ServerProcess {
     /// Starts `threada <command> --config <file>` and waits for it to listen.
     pub fn start(command: &str, config: &Path, dir: &Path, envs: &[(&str, &str)]) -> ServerProcess {
+        ServerProcess::start_args(
+            &[command, "--config", &config.display().to_string()],
+            dir,
+            envs,
+        )
+    }
+
+    /// Starts `threada <args>` in `dir` and waits for it to listen.
+    pub fn start_args(args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> ServerProcess {
         let mut child = binary()
-            .arg(command)
-            .arg("--config")
-            .arg(config)
+            .args(args)
             .current_dir(dir)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
@@ -530,7 +535,6 @@ impl ServerProcess {
         ServerProcess {
             child,
             client,
-            port,
             stdout,
             stderr,
         }
@@ -556,6 +560,19 @@ impl ServerProcess {
                 let _ = self.child.kill();
                 panic!("server did not exit within {timeout:?}");
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until standard output contains `needle`; returns all of it.
+    pub fn wait_for_stdout(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.stdout.lock().unwrap().clone();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "{needle:?} never printed: {out}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -211,3 +211,49 @@ fn sigint_exits_0() {
     server.signal("INT");
     assert_eq!(server.wait(Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn the_access_log_names_the_request_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &test_config(dir.path()));
+    let cli = Cli::new(path.clone());
+    let tenant = cli.json(&["tenant", "create", "--name", "Acme"]);
+    let key = cli.json(&[
+        "key",
+        "create",
+        "--tenant",
+        tenant["tenant_id"].as_str().unwrap(),
+        "--name",
+        "k",
+        "--scopes",
+        ALL_SCOPES,
+    ]);
+    let (secret, key_id) = (
+        key["api_key"].as_str().unwrap(),
+        key["key_id"].as_str().unwrap(),
+    );
+    let server = ServerProcess::start("serve", &path, dir.path(), &[]);
+    let reply = server.client.send(
+        "GET",
+        "/api/v1/public/tickets?limit=5",
+        &[("X-Api-Key", secret), ("X-Request-Id", "log-check-1")],
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    server.client.get(
+        "/api/v1/public/tickets",
+        "thr_wrongwrongwrongwrongwrongwrongwrongwrong",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.stderr.lock().unwrap().clone();
+    let line = log
+        .lines()
+        .find(|l| l.contains("request_id=log-check-1"))
+        .unwrap_or_else(|| panic!("no access log line: {log}"));
+    assert!(line.contains("GET /api/v1/public/tickets 200"), "{line}");
+    assert!(line.contains(&format!("key_id={key_id}")), "{line}");
+    assert!(line.contains("ms"), "{line}");
+    assert!(!log.contains(secret), "the secret was logged");
+    assert!(!log.contains("thr_wrong"), "a presented key was logged");
+    assert!(log.contains("GET /api/v1/public/tickets 401"), "{log}");
+}
