@@ -1,11 +1,12 @@
 //! API keys: their format, hashing, scopes, and turning `X-Api-Key` into the caller.
 
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::{HttpMessage, HttpRequest, web};
+use rusqlite::Connection;
 use serde::{Serialize, Serializer};
 
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::db;
+use crate::db::{self, DbError};
 use crate::error::ApiError;
 use crate::ratelimit::RateInfo;
 use crate::startup::AppState;
@@ -144,28 +145,22 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// 403 naming the scope unless the key holds it.
-    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "this API key lacks the {} scope",
-                scope.as_str()
-            )))
-        }
-    }
-
-    /// 403 unless the key holds at least one of `scopes`.
+    /// 403 naming the scope(s) unless the key holds at least one of `scopes`.
     pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ApiError> {
         if scopes.iter().any(|s| self.scopes.contains(*s)) {
             return Ok(());
         }
-        let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-        Err(ApiError::forbidden(format!(
-            "this API key needs one of these scopes: {}",
-            names.join(", ")
-        )))
+        let message = match scopes {
+            [one] => format!("this API key lacks the {} scope", one.as_str()),
+            _ => {
+                let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "this API key needs one of these scopes: {}",
+                    names.join(", ")
+                )
+            }
+        };
+        Err(ApiError::forbidden(message))
     }
 
     /// `requested_by` of an action: `api_key:<key_id>`.
@@ -181,9 +176,15 @@ pub struct CallerInfo {
     pub rate: RateInfo,
 }
 
-/// Turns `X-Api-Key` into the caller: 401 when missing, unknown, revoked or expired;
-/// 429 past the key's rate limit.
-pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
+/// A presented `X-Api-Key`, checked for form on the worker thread (no database): its
+/// SHA-256, looked up later inside the request's one database call.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    hash: [u8; 32],
+}
+
+/// Reads `X-Api-Key`: 401 when missing or not shaped like a key.
+pub fn credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
     let secret = match req.headers().get("x-api-key") {
         None => return Err(ApiError::unauthenticated("missing X-Api-Key header")),
         Some(value) => value.to_str().unwrap_or_default().trim(),
@@ -191,46 +192,138 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Caller,
     if !looks_like_key(secret) {
         return Err(ApiError::unauthenticated("invalid API key"));
     }
-    let hash = hash_secret(secret);
-    let found = state
+    Ok(Credentials {
+        hash: hash_secret(secret),
+    })
+}
+
+/// The scopes a route accepts: any one of them will do.
+pub type Needs = &'static [Scope];
+
+/// Authenticates and runs `work` in one read call on the pool: a single hop off the
+/// worker thread per request. 401 (unknown, revoked, expired), 429 (rate limit) and
+/// 403 (scope) come before anything `work` reports.
+pub async fn read_as<T, F>(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    credentials: Credentials,
+    needs: Needs,
+    work: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&Connection, &Caller, &AppState) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = state.clone();
+    let (info, result) = state
         .db
-        .read(move |conn| db::keys::authenticate(conn, &hash))
+        .read(move |conn| {
+            Ok::<_, DbError>(authorized(&shared, conn, &credentials, needs, false, work))
+        })
         .await?;
+    remember(req, info);
+    result
+}
+
+/// Authenticates and runs `work` as one job of the writer: one hop, one transaction.
+/// `work` runs in its own savepoint, so a failure leaves nothing of it behind.
+pub async fn write_as<T, F>(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    credentials: Credentials,
+    needs: Needs,
+    work: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&Connection, &Caller, &AppState) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = state.clone();
+    let (info, result) = state
+        .db
+        .writer()
+        .run(move |conn| {
+            Ok::<_, DbError>(authorized(
+                &shared,
+                conn,
+                &credentials,
+                needs,
+                true,
+                |conn, caller, state| db::savepoint(conn, |conn| work(conn, caller, state)),
+            ))
+        })
+        .await?;
+    remember(req, info);
+    result
+}
+
+fn remember(req: &HttpRequest, info: Option<CallerInfo>) {
+    if let Some(info) = info {
+        req.extensions_mut().insert(info);
+    }
+}
+
+/// Inside a database call: key lookup, expiry and revocation, rate limit, scope, then
+/// `work`. Returns what the middleware needs even when the request is refused.
+fn authorized<T>(
+    state: &AppState,
+    conn: &Connection,
+    credentials: &Credentials,
+    needs: Needs,
+    in_writer: bool,
+    work: impl FnOnce(&Connection, &Caller, &AppState) -> Result<T, ApiError>,
+) -> (Option<CallerInfo>, Result<T, ApiError>) {
     let now = Timestamp::now();
-    let key = found.ok_or_else(|| ApiError::unauthenticated("invalid API key"))?;
-    if key.revoked {
-        return Err(ApiError::unauthenticated("this API key has been revoked"));
-    }
-    if key.expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::unauthenticated("this API key has expired"));
-    }
-    if key.secret_expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::unauthenticated(
-            "this API key was rotated and its previous secret no longer works",
-        ));
+    let key = match db::keys::authenticate(conn, &credentials.hash) {
+        Ok(Some(key)) => key,
+        Ok(None) => return (None, Err(ApiError::unauthenticated("invalid API key"))),
+        Err(e) => return (None, Err(e.into())),
+    };
+    let refused = if key.revoked {
+        Some("this API key has been revoked")
+    } else if key.expires_at.is_some_and(|t| t <= now) {
+        Some("this API key has expired")
+    } else if key.secret_expires_at.is_some_and(|t| t <= now) {
+        Some("this API key was rotated and its previous secret no longer works")
+    } else {
+        None
+    };
+    if let Some(message) = refused {
+        return (None, Err(ApiError::unauthenticated(message)));
     }
     let rate = state.limiter.check(&key.key_id);
-    req.extensions_mut().insert(CallerInfo {
+    let info = CallerInfo {
         key_id: key.key_id.clone(),
         rate: rate.clone(),
-    });
+    };
     if let Some(retry_after) = rate.retry_after {
-        return Err(ApiError::rate_limited(retry_after));
+        return (Some(info), Err(ApiError::rate_limited(retry_after)));
     }
     let stale = key
         .last_used_at
         .is_none_or(|t| now.micros() - t.micros() >= LAST_USED_RESOLUTION_MICROS);
     if stale {
         let (tenant_id, key_id) = (key.tenant_id.clone(), key.key_id.clone());
-        state.db.writer().spawn(move |conn| {
+        let touch = move |conn: &Connection| {
             db::keys::touch(conn, &tenant_id, &key_id, now, LAST_USED_RESOLUTION_MICROS)
-        });
+        };
+        if in_writer {
+            if let Err(e) = touch(conn) {
+                log::debug!("recording last_used_at failed: {e}");
+            }
+        } else {
+            state.db.writer().spawn(touch);
+        }
     }
-    Ok(Caller {
+    let caller = Caller {
         tenant_id: key.tenant_id,
         key_id: key.key_id,
         scopes: key.scopes,
-    })
+    };
+    let result = caller
+        .require_any(needs)
+        .and_then(|()| work(conn, &caller, state));
+    (Some(info), result)
 }
 
 #[cfg(test)]

@@ -275,6 +275,33 @@ where
     Ok(value)
 }
 
+/// Runs `f` in a savepoint of the current transaction: when it fails, whatever it
+/// wrote is rolled back and the transaction goes on.
+pub fn savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    conn.prepare_cached("SAVEPOINT work")
+        .and_then(|mut s| s.execute([]))
+        .map_err(DbError::from)?;
+    let result = f(conn);
+    let end = if result.is_ok() {
+        "RELEASE work"
+    } else {
+        "ROLLBACK TO work"
+    };
+    conn.prepare_cached(end)
+        .and_then(|mut s| s.execute([]))
+        .map_err(DbError::from)?;
+    if result.is_err() {
+        conn.prepare_cached("RELEASE work")
+            .and_then(|mut s| s.execute([]))
+            .map_err(DbError::from)?;
+    }
+    result
+}
+
 /// Default synchronous mode name, for docs and logs.
 pub fn describe_sync(mode: Synchronous) -> &'static str {
     match mode {

@@ -6,7 +6,8 @@ use tokio::sync::oneshot;
 
 use super::{ListPage, json};
 use crate::actions::CallContext;
-use crate::auth::{Scope, authenticate};
+use crate::actions::Permit;
+use crate::auth::{Needs, Scope, credentials, read_as, write_as};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::db;
@@ -19,10 +20,21 @@ use crate::extract::{path_param, read_json};
 use crate::idempotency::{self, Idempotency, Outcome};
 use crate::startup::AppState;
 
+/// Reading actions takes `support.read` or `support.actions`.
+const READERS: Needs = &[Scope::Read, Scope::Actions];
+
 /// What the first write decides: run the call, or replay an earlier answer.
 enum Start {
-    Run(Box<Action>),
+    Run(Box<Run>),
     Replay(Outcome<()>),
+}
+
+/// A recorded, running action and what its call needs.
+struct Run {
+    action: Action,
+    request: ActionRequest,
+    signing_secret: String,
+    permit: Permit,
 }
 
 /// `POST /tickets/{ticket_id}/actions`: records the action as running, makes the call
@@ -33,58 +45,58 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Actions)?;
-    let key = idempotency::key_from(&req)?;
-    let body = read_json::<ActionBody>(
+    let credentials = credentials(&req)?;
+    let key = idempotency::key_from(&req);
+    let keyed = matches!(key, Ok(Some(_)));
+    let body =
+        read_json::<ActionBody>(&req, payload, state.config.server.max_body_bytes, keyed).await;
+    let input = (|| {
+        let key = key?;
+        let body = body?;
+        let guard =
+            key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
+        Ok::<_, ApiError>((body.value, guard))
+    })();
+    let ticket_id = path_param(&req, "ticket_id").to_string();
+    let start = write_as(
+        &state,
         &req,
-        payload,
-        state.config.server.max_body_bytes,
-        key.is_some(),
-    )
-    .await?;
-    let tenant_id = caller.tenant_id.clone();
-    let settings = state
-        .db
-        .read(move |conn| db::tenants::action_settings(conn, &tenant_id))
-        .await?
-        .ok_or_else(|| ApiError::internal("the tenant of an authenticated key is missing"))?;
-    let request = ActionRequest::parse(body.value, &settings, state.allow_private_networks)?;
-    let guard =
-        key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
-    let keyed = guard.is_some();
-    let permit = state.actions.try_reserve().ok_or_else(|| {
-        ApiError::unavailable(
-            "every action thread is busy and the action queue is full; retry shortly",
-            1,
-        )
-    })?;
-
-    let now = Timestamp::now();
-    let action = Action {
-        action_id: crypto::new_id("act"),
-        tenant_id: caller.tenant_id.clone(),
-        ticket_id: path_param(&req, "ticket_id").to_string(),
-        action_type: "custom_http".into(),
-        status: ActionStatus::Running,
-        requested_by: caller.requested_by(),
-        payload: request.redacted_payload(),
-        result: None,
-        created_at: now,
-        completed_at: None,
-    };
-    let start = state
-        .db
-        .writer()
-        .run(move |conn| {
+        credentials,
+        &[Scope::Actions],
+        move |conn, caller, state| {
+            let (body, guard) = input?;
+            let settings =
+                db::tenants::action_settings(conn, &caller.tenant_id)?.ok_or_else(|| {
+                    ApiError::internal("the tenant of an authenticated key is missing")
+                })?;
+            let request = ActionRequest::parse(body, &settings, state.allow_private_networks)?;
             if let Some(guard) = &guard
-                && let Some(earlier) = guard.check(conn, &action.tenant_id)?
+                && let Some(earlier) = guard.check(conn, &caller.tenant_id)?
             {
                 return Ok(Start::Replay(earlier));
             }
-            if !db::tickets::exists(conn, &action.tenant_id, &action.ticket_id)? {
+            if !db::tickets::exists(conn, &caller.tenant_id, &ticket_id)? {
                 return Err(ApiError::not_found("ticket_id", "ticket"));
             }
+            let permit = state.actions.try_reserve().ok_or_else(|| {
+                ApiError::unavailable(
+                    "every action thread is busy and the action queue is full; retry shortly",
+                    1,
+                )
+            })?;
+            let now = Timestamp::now();
+            let action = Action {
+                action_id: crypto::new_id("act"),
+                tenant_id: caller.tenant_id.clone(),
+                ticket_id,
+                action_type: "custom_http".into(),
+                status: ActionStatus::Running,
+                requested_by: caller.requested_by(),
+                payload: request.redacted_payload(),
+                result: None,
+                created_at: now,
+                completed_at: None,
+            };
             db::actions::insert(conn, &action)?;
             if let Some(guard) = &guard {
                 stored_keys::insert(
@@ -97,24 +109,36 @@ pub async fn create(
                     now,
                 )?;
             }
-            Ok(Start::Run(Box::new(action)))
-        })
-        .await?;
-    let action = match start {
+            Ok(Start::Run(Box::new(Run {
+                action,
+                request,
+                signing_secret: settings.signing_secret,
+                permit,
+            })))
+        },
+    )
+    .await?;
+    let run = match start {
         Start::Replay(earlier) => return idempotency::respond(earlier, StatusCode::CREATED),
-        Start::Run(action) => *action,
+        Start::Run(run) => *run,
     };
 
     let (reply, answer) = oneshot::channel();
     let writer = state.db.writer().clone();
     let outbound = state.actions.outbound().clone();
+    let Run {
+        action,
+        request,
+        signing_secret,
+        permit,
+    } = run;
     state.actions.submit(permit, move || {
         let result = outbound.call(
             &request,
             CallContext {
                 action_id: &action.action_id,
                 ticket_id: &action.ticket_id,
-                signing_secret: &settings.signing_secret,
+                signing_secret: &signing_secret,
             },
         );
         let succeeded =
@@ -147,63 +171,66 @@ pub async fn create(
 
 /// `GET /tickets/{ticket_id}/actions`: newest first, paginated.
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require_any(&[Scope::Read, Scope::Actions])?;
-    let page = Page::parse(&QueryParams::parse(
-        req.query_string(),
-        &["limit", "page_token"],
-    )?)?;
+    let credentials = credentials(&req)?;
+    let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
+        .and_then(|p| Page::parse(&p));
     let ticket_id = path_param(&req, "ticket_id").to_string();
-    let binding = format!("actions|{}|{ticket_id}", caller.tenant_id);
-    let after = page
-        .token
-        .as_deref()
-        .map(|token| state.tokens.open(&binding, token))
-        .transpose()?;
-    let tenant_id = caller.tenant_id;
-    let (items, more) = state
-        .db
-        .read(move |conn| {
-            if !db::tickets::exists(conn, &tenant_id, &ticket_id)? {
+    let list = read_as(
+        &state,
+        &req,
+        credentials,
+        READERS,
+        move |conn, caller, state| {
+            let page = page?;
+            let binding = format!("actions|{}|{ticket_id}", caller.tenant_id);
+            let after = page
+                .token
+                .as_deref()
+                .map(|token| state.tokens.open(&binding, token))
+                .transpose()?;
+            if !db::tickets::exists(conn, &caller.tenant_id, &ticket_id)? {
                 return Err(ApiError::not_found("ticket_id", "ticket"));
             }
-            Ok(db::actions::list(
+            let (items, more) = db::actions::list(
                 conn,
-                &tenant_id,
+                &caller.tenant_id,
                 &ticket_id,
                 after.as_ref(),
                 page.limit,
-            )?)
-        })
-        .await?;
-    let next_page_token = match items.last() {
-        Some(last) if more => Some(
-            state
-                .tokens
-                .issue(&binding, &db::actions::cursor_after(last)),
-        ),
-        _ => None,
-    };
-    json(
-        StatusCode::OK,
-        &ListPage {
-            items,
-            next_page_token,
+            )?;
+            let next_page_token = match items.last() {
+                Some(last) if more => Some(
+                    state
+                        .tokens
+                        .issue(&binding, &db::actions::cursor_after(last)),
+                ),
+                _ => None,
+            };
+            Ok(ListPage {
+                items,
+                next_page_token,
+            })
         },
     )
+    .await?;
+    json(StatusCode::OK, &list)
 }
 
 /// `GET /tickets/{ticket_id}/actions/{action_id}`.
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require_any(&[Scope::Read, Scope::Actions])?;
+    let credentials = credentials(&req)?;
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let action_id = path_param(&req, "action_id").to_string();
-    let tenant_id = caller.tenant_id;
-    let action = state
-        .db
-        .read(move |conn| db::actions::get(conn, &tenant_id, &ticket_id, &action_id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("action_id", "action"))?;
+    let action = read_as(
+        &state,
+        &req,
+        credentials,
+        READERS,
+        move |conn, caller, _| {
+            db::actions::get(conn, &caller.tenant_id, &ticket_id, &action_id)?
+                .ok_or_else(|| ApiError::not_found("action_id", "action"))
+        },
+    )
+    .await?;
     json(StatusCode::OK, &ActionEnvelope { action: &action })
 }

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{ListPage, json};
-use crate::auth::{Scope, authenticate};
+use crate::auth::{Scope, credentials, read_as, write_as};
 use crate::db;
 use crate::domain::listing::{Page, QueryParams};
 use crate::domain::ticket::{NewMessage, NewMessageBody};
@@ -16,50 +16,49 @@ use crate::tickets::{MessageEnvelope, add_message};
 
 /// `GET /tickets/{ticket_id}/messages`: oldest first, paginated.
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Read)?;
-    let page = Page::parse(&QueryParams::parse(
-        req.query_string(),
-        &["limit", "page_token"],
-    )?)?;
+    let credentials = credentials(&req)?;
+    let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
+        .and_then(|p| Page::parse(&p));
     let ticket_id = path_param(&req, "ticket_id").to_string();
-    let binding = format!("messages|{}|{ticket_id}", caller.tenant_id);
-    let after = page
-        .token
-        .as_deref()
-        .map(|token| state.tokens.open(&binding, token))
-        .transpose()?;
-    let tenant_id = caller.tenant_id;
-    let (items, more) = state
-        .db
-        .read(move |conn| {
-            if !db::tickets::exists(conn, &tenant_id, &ticket_id)? {
+    let list = read_as(
+        &state,
+        &req,
+        credentials,
+        &[Scope::Read],
+        move |conn, caller, state| {
+            let page = page?;
+            let binding = format!("messages|{}|{ticket_id}", caller.tenant_id);
+            let after = page
+                .token
+                .as_deref()
+                .map(|token| state.tokens.open(&binding, token))
+                .transpose()?;
+            if !db::tickets::exists(conn, &caller.tenant_id, &ticket_id)? {
                 return Err(ApiError::not_found("ticket_id", "ticket"));
             }
-            Ok(db::messages::list(
+            let (items, more) = db::messages::list(
                 conn,
-                &tenant_id,
+                &caller.tenant_id,
                 &ticket_id,
                 after.as_ref(),
                 page.limit,
-            )?)
-        })
-        .await?;
-    let next_page_token = match items.last() {
-        Some(last) if more => Some(
-            state
-                .tokens
-                .issue(&binding, &db::messages::cursor_after(last)),
-        ),
-        _ => None,
-    };
-    json(
-        StatusCode::OK,
-        &ListPage {
-            items,
-            next_page_token,
+            )?;
+            let next_page_token = match items.last() {
+                Some(last) if more => Some(
+                    state
+                        .tokens
+                        .issue(&binding, &db::messages::cursor_after(last)),
+                ),
+                _ => None,
+            };
+            Ok(ListPage {
+                items,
+                next_page_token,
+            })
         },
     )
+    .await?;
+    json(StatusCode::OK, &list)
 }
 
 /// `POST /tickets/{ticket_id}/messages`: 201 with the message.
@@ -68,36 +67,39 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Write)?;
-    let key = idempotency::key_from(&req)?;
-    let body = read_json::<NewMessageBody>(
-        &req,
-        payload,
-        state.config.server.max_body_bytes,
-        key.is_some(),
-    )
-    .await?;
-    let new = NewMessage::try_from(body.value)?;
-    let guard =
-        key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
+    let credentials = credentials(&req)?;
+    let key = idempotency::key_from(&req);
+    let keyed = matches!(key, Ok(Some(_)));
+    let body =
+        read_json::<NewMessageBody>(&req, payload, state.config.server.max_body_bytes, keyed).await;
+    let input = (|| {
+        let key = key?;
+        let body = body?;
+        let new = NewMessage::try_from(body.value)?;
+        let guard =
+            key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
+        Ok::<_, ApiError>((new, guard))
+    })();
     let ticket_id = path_param(&req, "ticket_id").to_string();
-    let tenant_id = caller.tenant_id;
-    let outcome = state
-        .db
-        .writer()
-        .run(move |conn| {
+    let outcome = write_as(
+        &state,
+        &req,
+        credentials,
+        &[Scope::Write],
+        move |conn, caller, _| {
+            let (new, guard) = input?;
             idempotency::run(
                 conn,
-                &tenant_id,
+                &caller.tenant_id,
                 guard.as_ref(),
                 StatusCode::CREATED,
                 |conn| {
-                    add_message(conn, &tenant_id, &ticket_id, &new)
+                    add_message(conn, &caller.tenant_id, &ticket_id, &new)
                         .map(|message| MessageEnvelope { message })
                 },
             )
-        })
-        .await?;
+        },
+    )
+    .await?;
     idempotency::respond(outcome, StatusCode::CREATED)
 }

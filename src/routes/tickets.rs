@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{ListPage, json};
-use crate::auth::{Scope, authenticate};
+use crate::auth::{Scope, credentials, read_as, write_as};
 use crate::db;
 use crate::db::tickets::cursor_after;
 use crate::domain::listing::TicketQuery;
@@ -17,42 +17,47 @@ use crate::tickets::{TicketEnvelope, create_ticket, update_ticket};
 
 /// `GET /tickets`: one keyset page of the tenant's tickets.
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Read)?;
-    let query = TicketQuery::parse(req.query_string())?;
-    let binding = format!("tickets|{}|{}", caller.tenant_id, query.binding());
-    let after = query
-        .page
-        .token
-        .as_deref()
-        .map(|token| state.tokens.open(&binding, token))
-        .transpose()?;
-    let sort = query.sort;
-    let tenant_id = caller.tenant_id;
-    let (items, more) = state
-        .db
-        .read(move |conn| {
-            db::tickets::list(
+    let credentials = credentials(&req)?;
+    // Parsed here, reported after authentication.
+    let query = TicketQuery::parse(req.query_string());
+    let page = read_as(
+        &state,
+        &req,
+        credentials,
+        &[Scope::Read],
+        move |conn, caller, state| {
+            let query = query?;
+            let binding = format!("tickets|{}|{}", caller.tenant_id, query.binding());
+            let after = query
+                .page
+                .token
+                .as_deref()
+                .map(|token| state.tokens.open(&binding, token))
+                .transpose()?;
+            let (items, more) = db::tickets::list(
                 conn,
-                &tenant_id,
+                &caller.tenant_id,
                 &query.filter,
                 query.sort,
                 after.as_ref(),
                 query.page.limit,
-            )
-        })
-        .await?;
-    let next_page_token = match items.last() {
-        Some(last) if more => Some(state.tokens.issue(&binding, &cursor_after(last, sort))),
-        _ => None,
-    };
-    json(
-        StatusCode::OK,
-        &ListPage {
-            items,
-            next_page_token,
+            )?;
+            let next_page_token = match items.last() {
+                Some(last) if more => Some(
+                    state
+                        .tokens
+                        .issue(&binding, &cursor_after(last, query.sort)),
+                ),
+                _ => None,
+            };
+            Ok(ListPage {
+                items,
+                next_page_token,
+            })
         },
     )
+    .await?;
+    json(StatusCode::OK, &page)
 }
 
 /// `POST /tickets`: 201 with the new ticket, its contact and first message.
@@ -61,48 +66,58 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Write)?;
-    let key = idempotency::key_from(&req)?;
-    let body = read_json::<NewTicketBody>(
+    let credentials = credentials(&req)?;
+    let key = idempotency::key_from(&req);
+    let keyed = matches!(key, Ok(Some(_)));
+    let body =
+        read_json::<NewTicketBody>(&req, payload, state.config.server.max_body_bytes, keyed).await;
+    let input = (|| {
+        let key = key?;
+        let body = body?;
+        let new = NewTicket::try_from(body.value)?;
+        let guard =
+            key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
+        Ok::<_, ApiError>((new, guard))
+    })();
+    let outcome = write_as(
+        &state,
         &req,
-        payload,
-        state.config.server.max_body_bytes,
-        key.is_some(),
-    )
-    .await?;
-    let new = NewTicket::try_from(body.value)?;
-    let guard =
-        key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
-    let tenant_id = caller.tenant_id;
-    let outcome = state
-        .db
-        .writer()
-        .run(move |conn| {
+        credentials,
+        &[Scope::Write],
+        move |conn, caller, _| {
+            let (new, guard) = input?;
             idempotency::run(
                 conn,
-                &tenant_id,
+                &caller.tenant_id,
                 guard.as_ref(),
                 StatusCode::CREATED,
                 |conn| {
-                    create_ticket(conn, &tenant_id, &new).map(|ticket| TicketEnvelope { ticket })
+                    create_ticket(conn, &caller.tenant_id, &new)
+                        .map(|ticket| TicketEnvelope { ticket })
                 },
             )
-        })
-        .await?;
+        },
+    )
+    .await?;
     idempotency::respond(outcome, StatusCode::CREATED)
 }
 
 /// `GET /tickets/{ticket_id}`: the ticket, its contact and first 100 messages.
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Read)?;
-    view_response(
+    let credentials = credentials(&req)?;
+    let ticket_id = path_param(&req, "ticket_id").to_string();
+    let ticket = read_as(
         &state,
-        caller.tenant_id,
-        path_param(&req, "ticket_id").to_string(),
+        &req,
+        credentials,
+        &[Scope::Read],
+        move |conn, caller, _| {
+            db::tickets::view(conn, &caller.tenant_id, &ticket_id)?
+                .ok_or_else(|| ApiError::not_found("ticket_id", "ticket"))
+        },
     )
-    .await
+    .await?;
+    json(StatusCode::OK, &TicketEnvelope { ticket })
 }
 
 /// `PATCH /tickets/{ticket_id}`: 200 with the updated ticket.
@@ -111,31 +126,24 @@ pub async fn update(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &req).await?;
-    caller.require(Scope::Write)?;
+    let credentials = credentials(&req)?;
     let body =
         read_json::<TicketPatchBody>(&req, payload, state.config.server.max_body_bytes, false)
-            .await?;
-    let patch = TicketPatch::try_from(body.value)?;
+            .await;
+    let patch = body.and_then(|b| TicketPatch::try_from(b.value));
     let ticket_id = path_param(&req, "ticket_id").to_string();
-    let (tenant_id, id) = (caller.tenant_id.clone(), ticket_id.clone());
-    state
-        .db
-        .writer()
-        .run(move |conn| update_ticket(conn, &tenant_id, &id, &patch))
-        .await?;
-    view_response(&state, caller.tenant_id, ticket_id).await
-}
-
-async fn view_response(
-    state: &AppState,
-    tenant_id: String,
-    ticket_id: String,
-) -> Result<HttpResponse, ApiError> {
-    let ticket = state
-        .db
-        .read(move |conn| db::tickets::view(conn, &tenant_id, &ticket_id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("ticket_id", "ticket"))?;
+    let ticket = write_as(
+        &state,
+        &req,
+        credentials,
+        &[Scope::Write],
+        move |conn, caller, _| {
+            let patch = patch?;
+            update_ticket(conn, &caller.tenant_id, &ticket_id, &patch)?;
+            db::tickets::view(conn, &caller.tenant_id, &ticket_id)?
+                .ok_or_else(|| ApiError::not_found("ticket_id", "ticket"))
+        },
+    )
+    .await?;
     json(StatusCode::OK, &TicketEnvelope { ticket })
 }

@@ -202,3 +202,37 @@ fn the_database_holds_no_key_secret_in_clear() {
         assert!(!bytes.windows(random.len()).any(|w| w == random));
     }
 }
+
+#[test]
+fn authentication_and_scope_come_before_validation() {
+    let app = TestApp::spawn();
+    let reader = app.tenant("support.read");
+    let unknown = "thr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let bad_body = serde_json::json!({"colour": "red"});
+    app.client
+        .post(TICKETS, unknown, &bad_body)
+        .assert_error(401, "authentication_failed");
+    app.client
+        .send(
+            "POST",
+            TICKETS,
+            &[("Content-Type", "text/plain")],
+            Some("x"),
+        )
+        .assert_error(401, "authentication_failed");
+    app.client
+        .get(&format!("{TICKETS}?limit=0"), unknown)
+        .assert_error(401, "authentication_failed");
+    app.client
+        .post(TICKETS, &reader.key, &bad_body)
+        .assert_error(403, "permission_denied");
+    let actions = format!("{TICKETS}/tkt_x/actions");
+    app.client
+        .post(&actions, &reader.key, &bad_body)
+        .assert_error(403, "permission_denied");
+    // With the right key, the body's problem is reported.
+    let writer = app.key(&reader.tenant_id, "support.write");
+    app.client
+        .post(TICKETS, &writer, &bad_body)
+        .assert_invalid("colour");
+}

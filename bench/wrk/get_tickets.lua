@@ -1,0 +1,9 @@
+-- GET /api/v1/public/tickets?limit=25, first page, or the page of THREADA_TOKEN.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "common.lua")
+local token = os.getenv("THREADA_TOKEN")
+local path = "/api/v1/public/tickets?limit=25"
+if token and token ~= "" then path = path .. "&page_token=" .. token end
+request = function()
+  return wrk.format("GET", path)
+end
