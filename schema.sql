@@ -6,7 +6,8 @@
 -- Conventions (SPEC section 8):
 --   * every tenant-owned table has `tenant_id`, and its indexes lead with it;
 --   * ids and timestamps come from the application (timestamps are INTEGER
---     microseconds since the Unix epoch, UTC);
+--     microseconds since the Unix epoch, UTC; ids begin with their creation time,
+--     so ordering by id is ordering by creation);
 --   * two lookups are global by nature and documented as such: `meta` (instance
 --     settings) and `api_key_secrets` (a request names no tenant until its key is found).
 
@@ -79,8 +80,9 @@ CREATE TABLE tickets (
     UNIQUE (tenant_id, ticket_id)
 );
 -- One index per sort order, so that any page of a keyset walk costs what page 1 costs.
+-- Ids start with their creation time, so UNIQUE (tenant_id, ticket_id) is the
+-- created_at order.
 CREATE INDEX tickets_by_activity ON tickets (tenant_id, last_message_at, ticket_id);
-CREATE INDEX tickets_by_created ON tickets (tenant_id, created_at, ticket_id);
 CREATE INDEX tickets_by_updated ON tickets (tenant_id, updated_at, ticket_id);
 CREATE INDEX tickets_by_status ON tickets (tenant_id, status, last_message_at, ticket_id);
 
@@ -101,7 +103,7 @@ CREATE TABLE messages (
     external_message_id TEXT,
     created_at          INTEGER NOT NULL
 );
-CREATE INDEX messages_by_ticket ON messages (tenant_id, ticket_id, created_at, message_id);
+CREATE INDEX messages_by_ticket ON messages (tenant_id, ticket_id, message_id);
 -- The uniqueness of external ids is enforced here, not by a read before the write.
 CREATE UNIQUE INDEX messages_by_external_id ON messages (tenant_id, external_message_id)
     WHERE external_message_id IS NOT NULL;
@@ -119,7 +121,7 @@ CREATE TABLE actions (
     completed_at INTEGER,
     UNIQUE (tenant_id, action_id)
 );
-CREATE INDEX actions_by_ticket ON actions (tenant_id, ticket_id, created_at, action_id);
+CREATE INDEX actions_by_ticket ON actions (tenant_id, ticket_id, action_id);
 CREATE INDEX actions_running ON actions (tenant_id, action_id) WHERE status = 'running';
 
 -- A POST's Idempotency-Key, stored in the same transaction as the write it protects.

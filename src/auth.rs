@@ -225,8 +225,9 @@ where
     result
 }
 
-/// Authenticates and runs `work` as one job of the writer: one hop, one transaction.
-/// `work` runs in its own savepoint, so a failure leaves nothing of it behind.
+/// Authenticates and runs `work` as one job of the writer: one hop, one savepoint of
+/// a group commit. When the request fails, its job is rolled back: nothing of it
+/// stays behind.
 pub async fn write_as<T, F>(
     state: &web::Data<AppState>,
     req: &HttpRequest,
@@ -239,22 +240,41 @@ where
     T: Send + 'static,
 {
     let shared = state.clone();
-    let (info, result) = state
+    let outcome = state
         .db
         .writer()
-        .run(move |conn| {
-            Ok::<_, DbError>(authorized(
-                &shared,
-                conn,
-                &credentials,
-                needs,
-                true,
-                |conn, caller, state| db::savepoint(conn, |conn| work(conn, caller, state)),
-            ))
+        .run(
+            move |conn| match authorized(&shared, conn, &credentials, needs, true, work) {
+                (info, Ok(value)) => Ok((info, value)),
+                (info, Err(error)) => Err(Box::new(Refusal { info, error })),
+            },
+        )
+        .await;
+    match outcome {
+        Ok((info, value)) => {
+            remember(req, info);
+            Ok(value)
+        }
+        Err(refusal) => {
+            remember(req, refusal.info);
+            Err(refusal.error)
+        }
+    }
+}
+
+/// A failed write job: its error, and what the middleware still needs to know.
+struct Refusal {
+    info: Option<CallerInfo>,
+    error: ApiError,
+}
+
+impl From<DbError> for Box<Refusal> {
+    fn from(error: DbError) -> Box<Refusal> {
+        Box::new(Refusal {
+            info: None,
+            error: error.into(),
         })
-        .await?;
-    remember(req, info);
-    result
+    }
 }
 
 fn remember(req: &HttpRequest, info: Option<CallerInfo>) {

@@ -197,6 +197,7 @@ fn init_logging(config: &Config, server: bool) {
     let env = env_logger::Env::default().default_filter_or(default);
     let _ = env_logger::Builder::from_env(env)
         .format_timestamp_millis()
+        .write_style(env_logger::WriteStyle::Never)
         .try_init();
 }
 

@@ -68,28 +68,58 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// RFC 3339 UTC to the second, as in `2026-02-04T18:32:11Z`, without the
+    /// formatting machinery (list pages print three per item).
+    pub fn to_rfc3339(self) -> [u8; 20] {
+        let seconds = self.unix_seconds();
+        let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        let year = year.clamp(0, 9999) as u32;
+        let mut out = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, value: u32, width: usize| {
+            let mut value = value;
+            for i in (0..width).rev() {
+                out[at + i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, (of_day / 3600) as u32, 2);
+        put(14, (of_day % 3600 / 60) as u32, 2);
+        put(17, (of_day % 60) as u32, 2);
+        out
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 impl fmt::Display for Timestamp {
     /// RFC 3339 UTC to the second, as in `2026-02-04T18:32:11Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match OffsetDateTime::from_unix_timestamp(self.unix_seconds()) {
-            Ok(t) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            ),
-            Err(_) => f.write_str("9999-12-31T23:59:59Z"),
-        }
+        let text = self.to_rfc3339();
+        f.write_str(std::str::from_utf8(&text).unwrap_or("9999-12-31T23:59:59Z"))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let text = self.to_rfc3339();
+        serializer.serialize_str(std::str::from_utf8(&text).unwrap_or("9999-12-31T23:59:59Z"))
     }
 }
 
@@ -143,6 +173,25 @@ mod tests {
         assert_eq!(t.to_string(), "2026-02-04T18:32:11Z");
         let t = Timestamp::parse_rfc3339("2026-02-04T19:32:11+01:00").unwrap();
         assert_eq!(t.to_string(), "2026-02-04T18:32:11Z");
+    }
+
+    #[test]
+    fn fast_formatting_matches_the_calendar() {
+        for seconds in [
+            0i64,
+            951_782_400,
+            1_709_164_800,
+            1_770_229_931,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            let t = Timestamp::from_micros(seconds * 1_000_000 + 999_999);
+            let expected = OffsetDateTime::from_unix_timestamp(seconds)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            assert_eq!(t.to_string(), expected, "{seconds}");
+        }
     }
 
     #[test]

@@ -1,33 +1,40 @@
 //! Random ids and secrets, hashing, signing and constant-time comparison.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use hmac::{Hmac, KeyInit, Mac};
 use rand::rngs::SysRng;
 use rand::{RngExt, TryRng};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::clock::Timestamp;
+
 type HmacSha256 = Hmac<Sha256>;
 
 const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// A new id such as `tkt_01jkc3…`: 48 bits of milliseconds then 80 random bits, in
-/// lower-case Crockford base32, so ids sort by creation time and cannot be guessed.
+/// A new id such as `tkt_0cq3…`, stamped with the current time (see `id_at`).
 pub fn new_id(prefix: &str) -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-        & 0xFFFF_FFFF_FFFF;
+    id_at(prefix, Timestamp::now())
+}
+
+/// An id for something created at `at`: the microseconds since the epoch (64 bits)
+/// then 80 random bits, in lower-case Crockford base32 (29 characters). Ids sort by
+/// creation time, to the microsecond, so an ordered index on the id doubles as one on
+/// the creation time; and they cannot be guessed.
+pub fn id_at(prefix: &str, at: Timestamp) -> String {
+    let micros = u64::try_from(at.micros()).unwrap_or(0);
     let random: u128 = rand::rng().random::<u128>() & ((1u128 << 80) - 1);
-    let mut value = (u128::from(millis) << 80) | random;
-    let mut encoded = [0u8; 26];
-    for slot in encoded.iter_mut().rev() {
-        *slot = CROCKFORD[(value & 31) as usize];
-        value >>= 5;
+    // 144 bits as 29 base32 digits, most significant first.
+    let high = micros >> 59; // the top 5 bits of the time
+    let mut low = (u128::from(micros & ((1u64 << 59) - 1)) << 80) | random;
+    let mut encoded = [0u8; 29];
+    for slot in encoded[1..].iter_mut().rev() {
+        *slot = CROCKFORD[(low & 31) as usize];
+        low >>= 5;
     }
-    let mut id = String::with_capacity(prefix.len() + 27);
+    encoded[0] = CROCKFORD[high as usize];
+    let mut id = String::with_capacity(prefix.len() + 30);
     id.push_str(prefix);
     id.push('_');
     id.extend(encoded.iter().map(|&b| b as char));
@@ -99,11 +106,17 @@ mod tests {
     #[test]
     fn ids_are_prefixed_sortable_and_distinct() {
         let a = new_id("tkt");
-        std::thread::sleep(std::time::Duration::from_millis(2));
         let b = new_id("tkt");
-        assert!(a.starts_with("tkt_") && a.len() == 30, "{a}");
-        assert!(b > a);
-        assert_ne!(new_id("tkt"), new_id("tkt"));
+        assert!(a.starts_with("tkt_") && a.len() == 33, "{a}");
+        assert!(b > a, "{a} {b}");
+        let early = id_at("msg", Timestamp::from_micros(1));
+        let late = id_at("msg", Timestamp::from_micros(i64::MAX));
+        assert!(early < id_at("msg", Timestamp::from_micros(2)));
+        assert!(late > id_at("msg", Timestamp::from_micros(i64::MAX - 1)));
+        assert_ne!(
+            id_at("x", Timestamp::from_micros(5)),
+            id_at("x", Timestamp::from_micros(5))
+        );
     }
 
     #[test]

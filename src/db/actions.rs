@@ -133,16 +133,17 @@ pub fn list(
     after: Option<&Cursor>,
     limit: u32,
 ) -> Result<(Vec<Action>, bool), DbError> {
-    let (key, id) = after.map_or((i64::MAX, "\u{10FFFF}"), |c| (c.key, c.id.as_str()));
+    // Ids start with their creation time: ordering by id is ordering by creation.
+    let id = after.map_or("\u{10FFFF}", |c| c.id.as_str());
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM actions
-         WHERE tenant_id = ?1 AND ticket_id = ?2 AND (created_at, action_id) < (?3, ?4)
-         ORDER BY created_at DESC, action_id DESC
-         LIMIT ?5"
+         WHERE tenant_id = ?1 AND ticket_id = ?2 AND action_id < ?3
+         ORDER BY action_id DESC
+         LIMIT ?4"
     ))?;
     let mut items = statement
         .query_map(
-            params![tenant_id, ticket_id, key, id, i64::from(limit) + 1],
+            params![tenant_id, ticket_id, id, i64::from(limit) + 1],
             from_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -153,7 +154,7 @@ pub fn list(
 
 pub fn cursor_after(action: &Action) -> Cursor {
     Cursor {
-        key: action.created_at.micros(),
+        key: 0,
         id: action.action_id.clone(),
     }
 }

@@ -54,7 +54,7 @@ pub fn insert(
     now: Timestamp,
 ) -> Result<Message, rusqlite::Error> {
     let message = Message {
-        message_id: crypto::new_id("msg"),
+        message_id: crypto::id_at("msg", now),
         ticket_id: new.ticket_id.to_string(),
         role: new.role,
         content: new.content.to_string(),
@@ -105,16 +105,17 @@ pub fn list(
     after: Option<&Cursor>,
     limit: u32,
 ) -> Result<(Vec<Message>, bool), DbError> {
-    let (key, id) = after.map_or((i64::MIN, ""), |c| (c.key, c.id.as_str()));
+    // Ids start with their creation time: ordering by id is ordering by creation.
+    let id = after.map_or("", |c| c.id.as_str());
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM messages
-         WHERE tenant_id = ?1 AND ticket_id = ?2 AND (created_at, message_id) > (?3, ?4)
-         ORDER BY created_at, message_id
-         LIMIT ?5"
+         WHERE tenant_id = ?1 AND ticket_id = ?2 AND message_id > ?3
+         ORDER BY message_id
+         LIMIT ?4"
     ))?;
     let mut items = statement
         .query_map(
-            params![tenant_id, ticket_id, key, id, i64::from(limit) + 1],
+            params![tenant_id, ticket_id, id, i64::from(limit) + 1],
             from_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -125,7 +126,7 @@ pub fn list(
 
 pub fn cursor_after(message: &Message) -> Cursor {
     Cursor {
-        key: message.created_at.micros(),
+        key: 0,
         id: message.message_id.clone(),
     }
 }

@@ -108,6 +108,8 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(1))
+            // A checkout test would parse and run a statement per request.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_millis(config.busy_timeout_ms.max(1000)))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", config.path.display()))?;
@@ -154,6 +156,8 @@ fn configure(conn: &Connection, config: &DatabaseConfig) -> rusqlite::Result<()>
     conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;
     conn.pragma_update(None, "synchronous", config.synchronous.pragma_value())?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Savepoint journals (one per write job) stay in memory instead of temp files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -273,33 +277,6 @@ where
     let value = f(&tx)?;
     tx.commit().map_err(DbError::from)?;
     Ok(value)
-}
-
-/// Runs `f` in a savepoint of the current transaction: when it fails, whatever it
-/// wrote is rolled back and the transaction goes on.
-pub fn savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
-where
-    F: FnOnce(&Connection) -> Result<T, E>,
-    E: From<DbError>,
-{
-    conn.prepare_cached("SAVEPOINT work")
-        .and_then(|mut s| s.execute([]))
-        .map_err(DbError::from)?;
-    let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE work"
-    } else {
-        "ROLLBACK TO work"
-    };
-    conn.prepare_cached(end)
-        .and_then(|mut s| s.execute([]))
-        .map_err(DbError::from)?;
-    if result.is_err() {
-        conn.prepare_cached("RELEASE work")
-            .and_then(|mut s| s.execute([]))
-            .map_err(DbError::from)?;
-    }
-    result
 }
 
 /// Default synchronous mode name, for docs and logs.

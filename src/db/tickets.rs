@@ -64,7 +64,7 @@ pub fn insert(
     now: Timestamp,
 ) -> Result<TicketSummary, DbError> {
     let summary = TicketSummary {
-        ticket_id: crypto::new_id("tkt"),
+        ticket_id: crypto::id_at("tkt", now),
         tenant_id: tenant_id.to_string(),
         subject: new.subject.clone(),
         status: Status::Open,
@@ -178,16 +178,106 @@ pub fn save(
     Ok(())
 }
 
-/// One page of the tenant's tickets: at most `limit` items after `after`, plus whether
-/// more follow. Keyset only: every page is an index range scan from its cursor.
-pub fn list(
+/// A summary borrowed from a result row: serialised straight from SQLite's memory
+/// into the response, without a copy per field.
+#[derive(Debug)]
+pub struct SummaryRow<'a> {
+    pub ticket_id: &'a str,
+    pub tenant_id: &'a str,
+    pub subject: &'a str,
+    pub status: Status,
+    pub priority: Priority,
+    pub channel: Channel,
+    /// Stored form: tags joined by ','.
+    pub tags: &'a str,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_message_at: Timestamp,
+}
+
+impl SummaryRow<'_> {
+    fn read<'a>(row: &'a Row<'_>) -> rusqlite::Result<SummaryRow<'a>> {
+        let text = |i: usize| -> rusqlite::Result<&'a str> { Ok(row.get_ref(i)?.as_str()?) };
+        Ok(SummaryRow {
+            ticket_id: text(0)?,
+            tenant_id: text(1)?,
+            subject: text(2)?,
+            status: row.get(3)?,
+            priority: row.get(4)?,
+            channel: row.get(5)?,
+            tags: text(6)?,
+            created_at: row.get(7)?,
+            updated_at: row.get(8)?,
+            last_message_at: row.get(9)?,
+        })
+    }
+
+    /// Where a walk in `sort` order continues after this row.
+    pub fn cursor(&self, sort: TicketSort) -> Cursor {
+        let key = match sort {
+            TicketSort::LastMessageDesc => self.last_message_at.micros(),
+            TicketSort::UpdatedAsc => self.updated_at.micros(),
+            // The id starts with the creation time: it is the whole key.
+            TicketSort::CreatedDesc | TicketSort::CreatedAsc => 0,
+        };
+        Cursor {
+            key,
+            id: self.ticket_id.to_string(),
+        }
+    }
+
+    pub fn to_owned(&self) -> TicketSummary {
+        TicketSummary {
+            ticket_id: self.ticket_id.to_string(),
+            tenant_id: self.tenant_id.to_string(),
+            subject: self.subject.to_string(),
+            status: self.status,
+            priority: self.priority,
+            channel: self.channel,
+            tags: split_tags(self.tags),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_message_at: self.last_message_at,
+        }
+    }
+}
+
+impl Serialize for SummaryRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Tags<'a>(&'a str);
+        impl Serialize for Tags<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.split(',').filter(|t| !t.is_empty()))
+            }
+        }
+        let mut out = serializer.serialize_struct("TicketSummary", 10)?;
+        out.serialize_field("ticket_id", self.ticket_id)?;
+        out.serialize_field("tenant_id", self.tenant_id)?;
+        out.serialize_field("subject", self.subject)?;
+        out.serialize_field("status", &self.status)?;
+        out.serialize_field("priority", &self.priority)?;
+        out.serialize_field("channel", &self.channel)?;
+        out.serialize_field("tags", &Tags(self.tags))?;
+        out.serialize_field("created_at", &self.created_at)?;
+        out.serialize_field("updated_at", &self.updated_at)?;
+        out.serialize_field("last_message_at", &self.last_message_at)?;
+        out.end()
+    }
+}
+
+/// Walks one page of the tenant's tickets: hands `each` at most `limit` rows after
+/// `after`, and returns the cursor of the next page when more rows follow. Keyset
+/// only: every page is an index range scan from its cursor.
+pub fn list_each(
     conn: &Connection,
     tenant_id: &str,
     filter: &TicketFilter,
     sort: TicketSort,
     after: Option<&Cursor>,
     limit: u32,
-) -> Result<(Vec<TicketSummary>, bool), DbError> {
+    mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
+) -> Result<Option<Cursor>, DbError> {
     let mut sql = format!("SELECT {COLUMNS} FROM tickets t WHERE tenant_id = ?");
     let mut args: Vec<Value> = vec![Value::Text(tenant_id.to_string())];
     let mut any_of = |column: &str, values: Vec<&'static str>, args: &mut Vec<Value>| {
@@ -224,44 +314,68 @@ pub fn list(
         );
         args.push(Value::Text(tag.as_str().to_string()));
     }
-    let column = sort.column();
     let (direction, comparison) = if sort.descending() {
         ("DESC", "<")
     } else {
         ("ASC", ">")
     };
+    // Created-at orders walk the (tenant_id, ticket_id) index: ids start with the time.
+    let key = match sort {
+        TicketSort::LastMessageDesc => Some("last_message_at"),
+        TicketSort::UpdatedAsc => Some("updated_at"),
+        TicketSort::CreatedDesc | TicketSort::CreatedAsc => None,
+    };
     if let Some(cursor) = after {
-        sql.push_str(&format!(" AND ({column}, ticket_id) {comparison} (?, ?)"));
-        args.push(Value::Integer(cursor.key));
+        match key {
+            Some(column) => {
+                sql.push_str(&format!(" AND ({column}, ticket_id) {comparison} (?, ?)"));
+                args.push(Value::Integer(cursor.key));
+            }
+            None => sql.push_str(&format!(" AND ticket_id {comparison} ?")),
+        }
         args.push(Value::Text(cursor.id.clone()));
     }
-    sql.push_str(&format!(
-        " ORDER BY {column} {direction}, ticket_id {direction} LIMIT ?"
-    ));
+    match key {
+        Some(column) => sql.push_str(&format!(
+            " ORDER BY {column} {direction}, ticket_id {direction} LIMIT ?"
+        )),
+        None => sql.push_str(&format!(" ORDER BY ticket_id {direction} LIMIT ?")),
+    }
     args.push(Value::Integer(i64::from(limit) + 1));
 
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut items = statement
-        .query_map(params_from_iter(args), |row| {
-            from_row(row).map(|r| r.summary)
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    Ok((items, more))
+    let mut rows = statement.query(params_from_iter(args))?;
+    let mut seen = 0;
+    let mut last: Option<Cursor> = None;
+    while let Some(row) = rows.next()? {
+        let summary = SummaryRow::read(row)?;
+        if seen == limit {
+            return Ok(last);
+        }
+        each(&summary)?;
+        seen += 1;
+        if seen == limit {
+            last = Some(summary.cursor(sort));
+        }
+    }
+    Ok(None)
 }
 
-/// The cursor after `summary` in `sort` order.
-pub fn cursor_after(summary: &TicketSummary, sort: TicketSort) -> Cursor {
-    let key = match sort {
-        TicketSort::LastMessageDesc => summary.last_message_at,
-        TicketSort::CreatedDesc | TicketSort::CreatedAsc => summary.created_at,
-        TicketSort::UpdatedAsc => summary.updated_at,
-    };
-    Cursor {
-        key: key.micros(),
-        id: summary.ticket_id.clone(),
-    }
+/// One page of tickets as owned values, and the next page's cursor.
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    filter: &TicketFilter,
+    sort: TicketSort,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> Result<(Vec<TicketSummary>, Option<Cursor>), DbError> {
+    let mut items = Vec::with_capacity(limit as usize);
+    let next = list_each(conn, tenant_id, filter, sort, after, limit, |row| {
+        items.push(row.to_owned());
+        Ok(())
+    })?;
+    Ok((items, next))
 }
 
 /// Messages shown inline in a ticket view.

@@ -109,15 +109,6 @@ impl TicketSort {
             .map_or("-last_message_at", |(n, _)| n)
     }
 
-    /// The column keyed on.
-    pub fn column(self) -> &'static str {
-        match self {
-            TicketSort::LastMessageDesc => "last_message_at",
-            TicketSort::CreatedDesc | TicketSort::CreatedAsc => "created_at",
-            TicketSort::UpdatedAsc => "updated_at",
-        }
-    }
-
     pub fn descending(self) -> bool {
         matches!(self, TicketSort::LastMessageDesc | TicketSort::CreatedDesc)
     }

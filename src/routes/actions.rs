@@ -86,7 +86,7 @@ pub async fn create(
             })?;
             let now = Timestamp::now();
             let action = Action {
-                action_id: crypto::new_id("act"),
+                action_id: crypto::id_at("act", now),
                 tenant_id: caller.tenant_id.clone(),
                 ticket_id,
                 action_type: "custom_http".into(),

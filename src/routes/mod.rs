@@ -95,6 +95,44 @@ pub struct ListPage<T> {
     pub next_page_token: Option<String>,
 }
 
+/// Writes `{"items": [...], "next_page_token": ...}` item by item, for lists whose
+/// items are serialised straight from borrowed rows.
+#[derive(Debug)]
+pub struct PageWriter {
+    body: Vec<u8>,
+    empty: bool,
+}
+
+impl PageWriter {
+    pub fn new() -> PageWriter {
+        let mut body = Vec::with_capacity(8192);
+        body.extend_from_slice(b"{\"items\":[");
+        PageWriter { body, empty: true }
+    }
+
+    pub fn push<T: Serialize>(&mut self, item: &T) -> Result<(), crate::db::DbError> {
+        if !self.empty {
+            self.body.push(b',');
+        }
+        self.empty = false;
+        serde_json::to_writer(&mut self.body, item)
+            .map_err(|e| crate::db::DbError::Corrupt(e.to_string()))
+    }
+
+    pub fn finish(mut self, next_page_token: Option<String>) -> Result<Vec<u8>, ApiError> {
+        self.body.extend_from_slice(b"],\"next_page_token\":");
+        serde_json::to_writer(&mut self.body, &next_page_token).map_err(ApiError::internal)?;
+        self.body.push(b'}');
+        Ok(self.body)
+    }
+}
+
+impl Default for PageWriter {
+    fn default() -> PageWriter {
+        PageWriter::new()
+    }
+}
+
 /// A JSON response.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(value).map_err(ApiError::internal)?;

@@ -3,10 +3,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{ListPage, json};
+use super::{PageWriter, json};
 use crate::auth::{Scope, credentials, read_as, write_as};
 use crate::db;
-use crate::db::tickets::cursor_after;
 use crate::domain::listing::TicketQuery;
 use crate::domain::ticket::{NewTicket, NewTicketBody, TicketPatch, TicketPatchBody};
 use crate::error::ApiError;
@@ -15,12 +14,13 @@ use crate::idempotency::{self, Idempotency};
 use crate::startup::AppState;
 use crate::tickets::{TicketEnvelope, create_ticket, update_ticket};
 
-/// `GET /tickets`: one keyset page of the tenant's tickets.
+/// `GET /tickets`: one keyset page of the tenant's tickets, written to JSON straight
+/// from the result rows.
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let credentials = credentials(&req)?;
     // Parsed here, reported after authentication.
     let query = TicketQuery::parse(req.query_string());
-    let page = read_as(
+    let body = read_as(
         &state,
         &req,
         credentials,
@@ -34,30 +34,23 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                 .as_deref()
                 .map(|token| state.tokens.open(&binding, token))
                 .transpose()?;
-            let (items, more) = db::tickets::list(
+            let mut page = PageWriter::new();
+            let next = db::tickets::list_each(
                 conn,
                 &caller.tenant_id,
                 &query.filter,
                 query.sort,
                 after.as_ref(),
                 query.page.limit,
+                |row| page.push(row),
             )?;
-            let next_page_token = match items.last() {
-                Some(last) if more => Some(
-                    state
-                        .tokens
-                        .issue(&binding, &cursor_after(last, query.sort)),
-                ),
-                _ => None,
-            };
-            Ok(ListPage {
-                items,
-                next_page_token,
-            })
+            page.finish(next.map(|cursor| state.tokens.issue(&binding, &cursor)))
         },
     )
     .await?;
-    json(StatusCode::OK, &page)
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// `POST /tickets`: 201 with the new ticket, its contact and first message.
