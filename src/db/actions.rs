@@ -139,13 +139,11 @@ pub fn list(
         "SELECT {COLUMNS} FROM actions
          WHERE tenant_id = ?1 AND ticket_id = ?2 AND action_id < ?3
          ORDER BY action_id DESC
-         LIMIT ?4"
+         LIMIT {}",
+        limit + 1
     ))?;
     let mut items = statement
-        .query_map(
-            params![tenant_id, ticket_id, id, i64::from(limit) + 1],
-            from_row,
-        )?
+        .query_map(params![tenant_id, ticket_id, id], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);

@@ -280,29 +280,17 @@ pub fn list_each(
 ) -> Result<Option<Cursor>, DbError> {
     let mut sql = format!("SELECT {COLUMNS} FROM tickets t WHERE tenant_id = ?");
     let mut args: Vec<Value> = vec![Value::Text(tenant_id.to_string())];
-    let mut any_of = |column: &str, values: Vec<&'static str>, args: &mut Vec<Value>| {
-        if values.is_empty() {
-            return;
+    // Enum names come from a closed set and go into the text; a LIMIT bound as a
+    // parameter would make SQLite (with STAT4) re-prepare the statement on every run.
+    let mut any_of = |column: &str, values: Vec<&'static str>| {
+        if !values.is_empty() {
+            let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+            sql.push_str(&format!(" AND {column} IN ({})", quoted.join(", ")));
         }
-        let marks = vec!["?"; values.len()].join(", ");
-        sql.push_str(&format!(" AND {column} IN ({marks})"));
-        args.extend(values.into_iter().map(|v| Value::Text(v.to_string())));
     };
-    any_of(
-        "status",
-        filter.statuses.iter().map(|s| s.as_str()).collect(),
-        &mut args,
-    );
-    any_of(
-        "channel",
-        filter.channels.iter().map(|c| c.as_str()).collect(),
-        &mut args,
-    );
-    any_of(
-        "priority",
-        filter.priorities.iter().map(|p| p.as_str()).collect(),
-        &mut args,
-    );
+    any_of("status", filter.statuses.iter().map(|s| s.as_str()).collect());
+    any_of("channel", filter.channels.iter().map(|c| c.as_str()).collect());
+    any_of("priority", filter.priorities.iter().map(|p| p.as_str()).collect());
     if let Some(since) = filter.updated_since {
         sql.push_str(" AND updated_at >= ?");
         args.push(Value::Integer(since.micros()));
@@ -335,13 +323,13 @@ pub fn list_each(
         }
         args.push(Value::Text(cursor.id.clone()));
     }
+    let fetch = limit + 1;
     match key {
         Some(column) => sql.push_str(&format!(
-            " ORDER BY {column} {direction}, ticket_id {direction} LIMIT ?"
+            " ORDER BY {column} {direction}, ticket_id {direction} LIMIT {fetch}"
         )),
-        None => sql.push_str(&format!(" ORDER BY ticket_id {direction} LIMIT ?")),
+        None => sql.push_str(&format!(" ORDER BY ticket_id {direction} LIMIT {fetch}")),
     }
-    args.push(Value::Integer(i64::from(limit) + 1));
 
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(params_from_iter(args))?;
