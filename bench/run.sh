@@ -6,6 +6,8 @@
 # Usage: bench/run.sh                       (from the project root)
 #   env: TICKETS=1000000  DUR=10s  CONN=32  WRK_THREADS=2  PORT=18181
 #        CEILINGS=1 (0 skips the ceiling kit)  KIT=../shared/bench  OUT=bench/out
+#        KIT_COPY=~/.cache/threada/ceiling-kit (where the kit is built: outside this
+#        project, so that our .cargo/config.toml SQLite flags do not leak into it)
 # Needs wrk (apt-get install -y wrk), python3 and curl. Binds 127.0.0.1 only; the
 # server is stopped by PID on exit.
 set -euo pipefail
@@ -13,6 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 TICKETS=${TICKETS:-1000000} DUR=${DUR:-10s} CONN=${CONN:-32} WRK_THREADS=${WRK_THREADS:-2}
 PORT=${PORT:-18181} CEILINGS=${CEILINGS:-1} KIT=${KIT:-$ROOT/../shared/bench} OUT=${OUT:-$ROOT/bench/out}
+KIT_COPY=${KIT_COPY:-$HOME/.cache/threada/ceiling-kit}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 
 RUN_DIR="$OUT/run-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -83,13 +86,17 @@ scenario() {
   echo "$line" | awk -v m="$name" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     printf "%s req/s\t%.0f\n%s p50 ms\t%.3f\n%s p99 ms\t%.3f\n", m, f["rps"], m, f["p50_us"] / 1000, m, f["p99_us"] / 1000
     if (f["non2xx"] + f["sockerr"] > 0) printf "WARNING %s: %d non-2xx, %d socket errors\n", m, f["non2xx"], f["sockerr"] > "/dev/stderr" }' >>"$RESULTS"
-  echo "   $name: $(tail -3 "$RESULTS" | head -1 | cut -f2) req/s" >&2
+  echo "   $name: $(grep -F "$name req/s" "$RESULTS" | tail -1 | cut -f2) req/s" >&2
 }
 
 echo "== wrk -t$WRK_THREADS -c$CONN -d$DUR" >&2
 wrk -t"$WRK_THREADS" -c"$CONN" -d2s -s "$ROOT/bench/wrk/get_tickets.lua" "$BASE" >/dev/null   # warm-up
-scenario "GET /tickets?limit=25" get_tickets.lua
-scenario "GET /tickets?limit=25 deep page" get_tickets.lua THREADA_TOKEN="$DEEP_TOKEN"
+# First and deep pages alternate three times (medians reported): their ratio is a
+# target, and one run each is within this machine's noise.
+for _ in 1 2 3; do
+  scenario "GET /tickets?limit=25" get_tickets.lua
+  scenario "GET /tickets?limit=25 deep page" get_tickets.lua THREADA_TOKEN="$DEEP_TOKEN"
+done
 scenario "GET /tickets/{id}" get_ticket.lua
 scenario "POST /tickets" post_tickets.lua
 scenario "POST /tickets/{id}/messages" post_messages.lua
@@ -102,12 +109,12 @@ kill "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=""
 CEIL="$RUN_DIR/ceilings.txt"
 if [ "$CEILINGS" = 1 ]; then
   echo "== ceiling kit ($KIT)" >&2
-  # The kit builds into its own directory; work on a copy when it is read-only.
-  KIT_COPY="$OUT/kit"
+  # The kit builds into its own directory; work on a copy (../shared is read-only),
+  # and run it from there, so that cargo does not pick up this project's config.
   if [ ! -d "$KIT_COPY" ] || [ "$KIT/run-ceilings.sh" -nt "$KIT_COPY/run-ceilings.sh" ]; then
-    rm -rf "$KIT_COPY"; cp -r "$KIT" "$KIT_COPY"; chmod -R u+w "$KIT_COPY"
+    rm -rf "$KIT_COPY"; mkdir -p "$(dirname "$KIT_COPY")"; cp -r "$KIT" "$KIT_COPY"; chmod -R u+w "$KIT_COPY"
   fi
-  RUNS=1 DUR="$DUR" CONN="$CONN" WRK_THREADS="$WRK_THREADS" "$KIT_COPY/run-ceilings.sh" >"$CEIL"
+  (cd "$KIT_COPY" && RUNS=1 DUR="$DUR" CONN="$CONN" WRK_THREADS="$WRK_THREADS" ./run-ceilings.sh) >"$CEIL"
 fi
 
 echo
@@ -116,10 +123,12 @@ echo "wrk -t$WRK_THREADS -c$CONN -d$DUR on loopback (shares the cores with the s
 echo "$TICKETS tickets loaded, $TOTAL at the end; run directory $RUN_DIR"
 python3 - "$RESULTS" "$CEIL" <<'PY'
 import re, sys
-ours = {}
+import statistics
+runs = {}
 for line in open(sys.argv[1]):
     name, value = line.rstrip("\n").split("\t")
-    ours[name] = float(value)
+    runs.setdefault(name, []).append(float(value))
+ours = {name: statistics.median(values) for name, values in runs.items()}
 ceil = {}
 try:
     for line in open(sys.argv[2]):
@@ -145,7 +154,8 @@ for name, ceilings in pairs.items():
     print(f"{name:<36} {rps:>8.0f} {ours[f'{name} p50 ms']:>7.2f} {ours[f'{name} p99 ms']:>7.2f}   {ratios}")
 first, deep = ours.get("GET /tickets?limit=25 req/s"), ours.get("GET /tickets?limit=25 deep page req/s")
 if first and deep:
-    print(f"{'deep page / first page':<36} {deep / first:>8.2f}")
+    each = ", ".join(f"{d / f:.2f}" for f, d in zip(runs["GET /tickets?limit=25 req/s"], runs["GET /tickets?limit=25 deep page req/s"]))
+    print(f"{'deep page / first page':<36} {deep / first:>8.2f}   (medians of 3 alternating runs; each pair: {each})")
 print(f"{'server peak RSS (VmHWM)':<36} {ours['server peak RSS MB']:>6.1f} MB")
 print(f"{'bulk-load':<36} {ours['bulk-load tickets/s']:>8.0f} tickets/s")
 PY

@@ -3,18 +3,15 @@
 
 use std::fmt;
 use std::net::TcpListener;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::actions::ActionRunner;
-use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::crypto::sha256;
-use crate::db::{self, Db, DbError, Writer};
+use crate::db::{self, Db, DbError};
 use crate::middleware::request_context;
 use crate::pagination::PageTokens;
 use crate::ratelimit::RateLimiter;
@@ -23,8 +20,6 @@ use crate::routes::demo::DemoHooks;
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
-/// How often expired idempotency keys and key secrets are deleted.
-const JANITOR_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A startup problem, phrased as the one line shown to the operator.
 #[derive(Debug, Clone)]
@@ -105,8 +100,6 @@ impl Application {
             db,
             config,
         });
-        start_janitor(Arc::downgrade(state.db.writer()));
-
         let listener = TcpListener::bind(address)
             .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?;
         let port = listener
@@ -175,41 +168,4 @@ fn admin_token_hash(config: &Config) -> Option<[u8; 32]> {
             None
         }
     }
-}
-
-/// Deletes expired idempotency keys and key secrets every hour, on the writer.
-/// Stops when the writer is gone.
-fn start_janitor(writer: Weak<Writer>) {
-    let spawned = std::thread::Builder::new()
-        .name("threada-janitor".into())
-        .spawn(move || {
-            let mut waited = Duration::ZERO;
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                waited += Duration::from_secs(1);
-                let Some(writer) = writer.upgrade() else {
-                    return;
-                };
-                if waited < JANITOR_INTERVAL {
-                    continue;
-                }
-                waited = Duration::ZERO;
-                if let Err(e) = writer.run_blocking(|conn| purge_expired(conn, Timestamp::now())) {
-                    log::warn!("purging expired idempotency keys failed: {e}");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        log::warn!("cannot start the janitor thread: {e}");
-    }
-}
-
-/// One pass of the janitor, tenant by tenant.
-pub fn purge_expired(conn: &rusqlite::Connection, now: Timestamp) -> Result<usize, DbError> {
-    let mut purged = 0;
-    for tenant_id in db::tenants::ids(conn)? {
-        purged += db::idempotency::purge_expired(conn, &tenant_id, now)?;
-        purged += db::keys::purge_expired_secrets(conn, &tenant_id, now)?;
-    }
-    Ok(purged)
 }

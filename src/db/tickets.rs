@@ -288,9 +288,18 @@ pub fn list_each(
             sql.push_str(&format!(" AND {column} IN ({})", quoted.join(", ")));
         }
     };
-    any_of("status", filter.statuses.iter().map(|s| s.as_str()).collect());
-    any_of("channel", filter.channels.iter().map(|c| c.as_str()).collect());
-    any_of("priority", filter.priorities.iter().map(|p| p.as_str()).collect());
+    any_of(
+        "status",
+        filter.statuses.iter().map(|s| s.as_str()).collect(),
+    );
+    any_of(
+        "channel",
+        filter.channels.iter().map(|c| c.as_str()).collect(),
+    );
+    any_of(
+        "priority",
+        filter.priorities.iter().map(|p| p.as_str()).collect(),
+    );
     if let Some(since) = filter.updated_since {
         sql.push_str(" AND updated_at >= ?");
         args.push(Value::Integer(since.micros()));

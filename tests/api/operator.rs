@@ -520,3 +520,31 @@ fn try_post(client: &crate::helpers::Client, key: &str, body: &str) -> Option<(u
         .to_string();
     Some((status, id))
 }
+
+#[test]
+fn expired_idempotency_keys_and_secrets_are_purged() {
+    let app = TestApp::spawn();
+    let tenant = app.tenant(ALL_SCOPES);
+    let fresh = app.client.post_with_key(
+        "/api/v1/public/tickets",
+        &tenant.key,
+        "fresh",
+        &ticket_body("x"),
+    );
+    assert_eq!(fresh.status, 201);
+    app.cli()
+        .json(&["key", "rotate", &tenant.key_id, "--grace", "1s"]);
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute(
+        "INSERT INTO idempotency_keys (tenant_id, idem_key, fingerprint, status_code, response, created_at, expires_at)
+         VALUES (?1, 'old', x'00', 201, x'7b7d', 0, 1)",
+        [&tenant.tenant_id],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let purged =
+        threada::db::maintenance::purge_expired(&conn, threada::clock::Timestamp::now()).unwrap();
+    assert_eq!(purged, 2, "one idempotency key and one rotated-out secret");
+    assert_eq!(app.count("SELECT count(*) FROM idempotency_keys"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM api_key_secrets"), 1);
+}
