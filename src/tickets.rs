@@ -169,10 +169,12 @@ pub fn update_ticket(
         }
     }
     if summary.tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid(
-            "add_tags",
-            format!("a ticket may hold at most {MAX_TAGS} tags"),
-        ));
+        // The request is well formed; it is the ticket that would end up over the limit.
+        return Err(ApiError::conflict(format!(
+            "a ticket may hold at most {MAX_TAGS} tags; this change would leave it with {}",
+            summary.tags.len()
+        ))
+        .with_param("add_tags"));
     }
     summary.updated_at = Timestamp::now();
     tickets::save(conn, &summary, &previous_tags)?;

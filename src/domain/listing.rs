@@ -160,18 +160,19 @@ impl TicketQuery {
                     )
                 })?,
         };
-        let mut tags: Vec<Tag> = Vec::new();
-        for raw in params.all("tag") {
-            let tag = Tag::parse(raw, "tag")?;
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
-        if tags.len() > MAX_TAG_FILTERS {
+        let given = params.all("tag");
+        if given.len() > MAX_TAG_FILTERS {
             return Err(ApiError::invalid(
                 "tag",
                 format!("at most {MAX_TAG_FILTERS} tag filters"),
             ));
+        }
+        let mut tags: Vec<Tag> = Vec::new();
+        for raw in given {
+            let tag = Tag::parse(raw, "tag")?;
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
         }
         let updated_since = params
             .single("updated_since")?
@@ -223,7 +224,7 @@ fn parse_list<T: PartialEq>(
     let mut values = Vec::new();
     if let Some(raw) = raw {
         for part in raw.split(',') {
-            let value = parse(part.trim(), param)?;
+            let value = parse(part, param)?;
             if !values.contains(&value) {
                 values.push(value);
             }

@@ -36,17 +36,49 @@ pub fn required<T>(value: Option<T>, param: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::invalid(param, format!("{param} is required")))
 }
 
-/// Trims `text` and checks that 1..=max characters remain.
-pub fn trimmed_text(text: &str, param: &str, max: usize) -> Result<String, ApiError> {
-    let trimmed = text.trim();
+/// The characters that count as space in text rules: ASCII tab, line feed, vertical
+/// tab, form feed, carriage return and space (the same in the OpenAPI patterns).
+pub fn is_space(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{0b}' | '\u{0c}' | '\r' | ' ')
+}
+
+/// A C0 control character or DEL.
+fn is_control(c: char) -> bool {
+    c <= '\u{1f}' || c == '\u{7f}'
+}
+
+/// One line of text: 1..=max characters, no control characters, not only spaces.
+/// Returns it without surrounding spaces. (OpenAPI: `minLength`, `maxLength` and the
+/// pattern `^[^\u0000-\u001f\u007f]*[^\u0000-\u0020\u007f][^\u0000-\u001f\u007f]*$`.)
+pub fn line<'a>(raw: &'a str, param: &str, max: usize) -> Result<&'a str, ApiError> {
+    check_length(raw, param, max)?;
+    if raw.chars().any(is_control) {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must not contain line breaks or control characters"),
+        ));
+    }
+    let trimmed = raw.trim_matches(' ');
     if trimmed.is_empty() {
         return Err(ApiError::invalid(
             param,
             format!("{param} must not be blank"),
         ));
     }
-    check_length(trimmed, param, max)?;
-    Ok(trimmed.to_string())
+    Ok(trimmed)
+}
+
+/// Free text: 1..=max characters, not only spaces (OpenAPI pattern
+/// `[^\u0009-\u000d\u0020]`); kept exactly as sent.
+pub fn text(raw: String, param: &str, max: usize) -> Result<String, ApiError> {
+    check_length(&raw, param, max)?;
+    if raw.chars().all(is_space) {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must not be blank"),
+        ));
+    }
+    Ok(raw)
 }
 
 /// Checks that `text` has at most `max` characters.
@@ -59,34 +91,4 @@ pub fn check_length(text: &str, param: &str, max: usize) -> Result<(), ApiError>
         ));
     }
     Ok(())
-}
-
-/// Refuses control characters (a single-line field such as a subject or a name).
-pub fn single_line(text: &str, param: &str) -> Result<(), ApiError> {
-    if text.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(ApiError::invalid(
-            param,
-            format!("{param} must not contain line breaks or control characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Parses one of a fixed set of lower-case names, listing them on error.
-pub fn parse_enum<T: Copy>(
-    value: &str,
-    param: &str,
-    variants: &[(&str, T)],
-) -> Result<T, ApiError> {
-    variants
-        .iter()
-        .find(|(name, _)| *name == value)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| {
-            let names: Vec<&str> = variants.iter().map(|(n, _)| *n).collect();
-            ApiError::invalid(
-                param,
-                format!("{param} must be one of: {}", names.join(", ")),
-            )
-        })
 }

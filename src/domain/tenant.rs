@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::{nullable, present, required, single_line, trimmed_text};
+use super::{line, nullable, present, required};
 use crate::auth::Scopes;
 use crate::clock::parse_duration;
 use crate::error::ApiError;
@@ -17,9 +17,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// A tenant's or key's display name: trimmed, 1–200 characters, one line.
 pub fn parse_name(raw: &str, param: &str, max: usize) -> Result<String, ApiError> {
-    let name = trimmed_text(raw, param, max)?;
-    single_line(&name, param)?;
-    Ok(name)
+    Ok(line(raw, param, max)?.to_string())
 }
 
 /// The base URL that relative action URLs are joined to: absolute http(s), no

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_length, present, required, single_line, trimmed_text};
+use super::{line, present, required, text};
 use crate::error::ApiError;
 
 pub const MAX_SUBJECT_CHARS: usize = 500;
@@ -99,11 +99,12 @@ named_enum!(
 pub struct Tag(String);
 
 impl Tag {
+    /// OpenAPI: `^[A-Za-z0-9_:.-]{1,64}$`, then lower-cased.
     pub fn parse(raw: &str, param: &str) -> Result<Tag, ApiError> {
-        let tag = raw.to_ascii_lowercase();
-        let valid_chars = tag
+        let valid_chars = raw
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-:.".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b));
+        let tag = raw.to_ascii_lowercase();
         if tag.is_empty() || tag.len() > MAX_TAG_CHARS || !valid_chars {
             return Err(ApiError::invalid(
                 param,
@@ -126,19 +127,20 @@ impl Tag {
     }
 }
 
-/// Parses, lower-cases and de-duplicates tags (first occurrence kept), at most 50.
+/// Parses, lower-cases and de-duplicates tags (first occurrence kept); at most 50
+/// given (OpenAPI `maxItems`), duplicates included.
 pub fn parse_tags(raw: &[String], param: &str) -> Result<Vec<Tag>, ApiError> {
-    let mut tags: Vec<Tag> = Vec::with_capacity(raw.len().min(MAX_TAGS));
+    if raw.len() > MAX_TAGS {
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} may hold at most {MAX_TAGS} tags"),
+        ));
+    }
+    let mut tags: Vec<Tag> = Vec::with_capacity(raw.len());
     for text in raw {
         let tag = Tag::parse(text, param)?;
         if !tags.contains(&tag) {
             tags.push(tag);
-        }
-        if tags.len() > MAX_TAGS {
-            return Err(ApiError::invalid(
-                param,
-                format!("{param} may hold at most {MAX_TAGS} tags"),
-            ));
         }
     }
     Ok(tags)
@@ -199,21 +201,13 @@ impl TryFrom<ContactBody> for ContactInput {
     fn try_from(body: ContactBody) -> Result<ContactInput, ApiError> {
         let name = body
             .name
-            .map(|n| {
-                let name = trimmed_text(&n, "contact.name", MAX_NAME_CHARS)?;
-                single_line(&name, "contact.name")?;
-                Ok::<_, ApiError>(name)
-            })
+            .map(|n| line(&n, "contact.name", MAX_NAME_CHARS).map(str::to_string))
             .transpose()?;
         let email = body.email.map(|e| parse_email(&e)).transpose()?;
         let phone = body.phone.map(|p| parse_phone(&p)).transpose()?;
         let external_id = body
             .external_id
-            .map(|x| {
-                let id = trimmed_text(&x, "contact.external_id", MAX_EXTERNAL_ID_CHARS)?;
-                single_line(&id, "contact.external_id")?;
-                Ok::<_, ApiError>(id)
-            })
+            .map(|x| line(&x, "contact.external_id", MAX_EXTERNAL_ID_CHARS).map(str::to_string))
             .transpose()?;
         if email.is_none() && phone.is_none() && external_id.is_none() {
             return Err(ApiError::invalid(
@@ -230,113 +224,94 @@ impl TryFrom<ContactBody> for ContactInput {
     }
 }
 
-/// Checks an address's syntax (`local@domain.tld`) and lower-cases it, so that
-/// contacts are matched case-insensitively.
+/// Checks an address's syntax and lower-cases it, so that contacts are matched
+/// case-insensitively. The rule is the OpenAPI pattern, exactly: dot-separated atoms of
+/// `A-Za-z0-9!#$%&'*+/=?^_`{|}~-`, `@`, then at least two DNS labels (1-63 letters,
+/// digits and inner hyphens), the last starting with a letter and at least two long.
 pub fn parse_email(raw: &str) -> Result<String, ApiError> {
     const PARAM: &str = "contact.email";
-    let email = raw.trim();
-    let invalid = || {
-        ApiError::invalid(
+    let valid = raw.len() <= MAX_EMAIL_CHARS
+        && raw.rsplit_once('@').is_some_and(|(local, domain)| {
+            let atom_char =
+                |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b);
+            let local_ok = local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.bytes().all(atom_char));
+            let labels: Vec<&str> = domain.split('.').collect();
+            let label_ok = |label: &str| {
+                let bytes = label.as_bytes();
+                (1..=63).contains(&bytes.len())
+                    && bytes
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                    && bytes[0] != b'-'
+                    && bytes[bytes.len() - 1] != b'-'
+            };
+            let tld_ok = labels
+                .last()
+                .is_some_and(|tld| tld.len() >= 2 && tld.as_bytes()[0].is_ascii_alphabetic());
+            local_ok && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) && tld_ok
+        });
+    if !valid {
+        return Err(ApiError::invalid(
             PARAM,
             format!(
                 "contact.email: {:?} is not a valid email address",
                 truncate(raw, 80)
             ),
-        )
-    };
-    if email.is_empty() || email.len() > MAX_EMAIL_CHARS {
-        return Err(invalid());
+        ));
     }
-    let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()));
-    if !local_ok || !domain_ok {
-        return Err(invalid());
-    }
-    Ok(email.to_ascii_lowercase())
+    Ok(raw.to_ascii_lowercase())
 }
 
-/// Accepts digits with an optional leading `+` and the usual separators, and stores
-/// only `+` and digits, so that `+33 6 12-34` and `+33612 34` are the same contact.
+/// Accepts a leading `+`, then digits and the separators `( ) . -` and space, with at
+/// least three digits (OpenAPI: `^\+?(?:[ ().-]*[0-9]){3}[0-9 ().-]*$`, 32 characters
+/// at most). Stores only `+` and digits, so that `+33 6 12-34` and `+33612 34` are the
+/// same contact.
 pub fn parse_phone(raw: &str) -> Result<String, ApiError> {
-    let phone = raw.trim();
     let invalid = || {
         ApiError::invalid(
             "contact.phone",
             format!(
-                "contact.phone: {:?} is not a phone number (digits, optional leading +, spaces, - . ( ))",
+                "contact.phone: {:?} is not a phone number (an optional leading +, then digits, spaces and ( ) . -; at least 3 digits)",
                 truncate(raw, 80)
             ),
         )
     };
-    if phone.len() > MAX_PHONE_CHARS {
+    if raw.chars().count() > MAX_PHONE_CHARS {
         return Err(invalid());
     }
-    let mut normalised = String::with_capacity(phone.len());
-    for (i, c) in phone.chars().enumerate() {
+    let rest = raw.strip_prefix('+').unwrap_or(raw);
+    let mut normalised = String::with_capacity(raw.len());
+    if rest.len() < raw.len() {
+        normalised.push('+');
+    }
+    for c in rest.chars() {
         match c {
             '0'..='9' => normalised.push(c),
-            '+' if i == 0 => normalised.push(c),
             ' ' | '-' | '.' | '(' | ')' => {}
             _ => return Err(invalid()),
         }
     }
-    let digits = normalised.trim_start_matches('+').len();
-    if !(3..=20).contains(&digits) {
+    if normalised.trim_start_matches('+').len() < 3 {
         return Err(invalid());
     }
     Ok(normalised)
 }
 
-/// The subject line: trimmed, 1–500 characters, one line.
+/// The subject line: one line of 1–500 characters, stored without surrounding spaces.
 pub fn parse_subject(raw: &str) -> Result<String, ApiError> {
-    let subject = trimmed_text(raw, "subject", MAX_SUBJECT_CHARS)?;
-    single_line(&subject, "subject")?;
-    Ok(subject)
+    Ok(line(raw, "subject", MAX_SUBJECT_CHARS)?.to_string())
 }
 
-/// Message content: 1–100,000 characters, kept exactly as sent.
+/// Message content: 1–100,000 characters, not only spaces, kept exactly as sent.
 pub fn parse_content(raw: String, param: &str) -> Result<String, ApiError> {
-    if raw.trim().is_empty() {
-        return Err(ApiError::invalid(
-            param,
-            format!("{param} must not be blank"),
-        ));
-    }
-    check_length(&raw, param, MAX_CONTENT_CHARS)?;
-    Ok(raw)
+    text(raw, param, MAX_CONTENT_CHARS)
 }
 
-/// An integration's own id for a message, unique per tenant.
+/// An integration's own id for a message, unique per tenant: one line, kept as sent.
 pub fn parse_external_message_id(raw: String, param: &str) -> Result<String, ApiError> {
-    if raw.trim().is_empty() {
-        return Err(ApiError::invalid(
-            param,
-            format!("{param} must not be blank"),
-        ));
-    }
-    check_length(&raw, param, MAX_EXTERNAL_ID_CHARS)?;
-    single_line(&raw, param)?;
+    line(&raw, param, MAX_EXTERNAL_ID_CHARS)?;
     Ok(raw)
 }
 
@@ -468,12 +443,6 @@ impl TryFrom<TicketPatchBody> for TicketPatch {
     type Error = ApiError;
 
     fn try_from(body: TicketPatchBody) -> Result<TicketPatch, ApiError> {
-        if body.tags.is_some() && (body.add_tags.is_some() || body.remove_tags.is_some()) {
-            return Err(ApiError::invalid(
-                "tags",
-                "tags replaces all tags; send it without add_tags and remove_tags",
-            ));
-        }
         let patch = TicketPatch {
             subject: body.subject.as_deref().map(parse_subject).transpose()?,
             status: body
@@ -579,9 +548,10 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(
-            parse_email(" Customer@Example.com ").unwrap(),
+            parse_email("Customer@Example.com").unwrap(),
             "customer@example.com"
         );
+        assert!(parse_email("o'hara+tag@mail.example.co.uk").is_ok());
         for bad in [
             "",
             "plain",
@@ -593,6 +563,10 @@ mod tests {
             "a@-b.com",
             "a@b..com",
             "a@1.2",
+            " a@b.co",
+            "a.@b.co",
+            "a@b.c",
+            "a@b.1c",
         ] {
             assert_eq!(
                 param_of(parse_email(bad).unwrap_err()),
@@ -616,7 +590,20 @@ mod tests {
         assert!(parse_subject("   ").is_err());
         assert!(parse_subject(&"é".repeat(500)).is_ok());
         assert!(parse_subject(&"é".repeat(501)).is_err());
+        assert!(parse_subject(&format!(" {} ", "é".repeat(499))).is_err());
         assert!(parse_subject("two\nlines").is_err());
+        assert!(parse_subject("tab\there").is_err());
+        assert!(
+            parse_subject("\u{a0}").is_ok(),
+            "only ASCII space counts as blank"
+        );
+    }
+
+    #[test]
+    fn content_is_kept_as_sent() {
+        assert_eq!(parse_content(" hi\n".into(), "content").unwrap(), " hi\n");
+        assert!(parse_content("\t\n \r".into(), "content").is_err());
+        assert!(parse_content("\u{1c}".into(), "content").is_ok());
     }
 
     #[test]

@@ -19,44 +19,76 @@ use serde::Serialize;
 use crate::error::{ApiError, ErrorKind};
 use crate::middleware::catch_panic;
 
-/// The public API's base path.
-pub const PUBLIC: &str = "/api/v1/public";
 /// The admin API's base path.
 pub const ADMIN: &str = "/api/v1/admin";
 
+/// Every route of the public API with the methods it answers: the registry that the
+/// OpenAPI document is checked against (tests/api/openapi.rs). `api()` refuses to
+/// build a resource missing from it, so a route cannot be added without an entry.
+pub const PUBLIC_API: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/readyz", "GET"),
+    ("/api/v1/public/openapi.json", "GET"),
+    ("/api/v1/public/tickets", "GET, POST"),
+    ("/api/v1/public/tickets/{ticket_id}", "GET, PATCH"),
+    ("/api/v1/public/tickets/{ticket_id}/messages", "GET, POST"),
+    ("/api/v1/public/tickets/{ticket_id}/actions", "GET, POST"),
+    (
+        "/api/v1/public/tickets/{ticket_id}/actions/{action_id}",
+        "GET",
+    ),
+];
+
 /// Every route of the server.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+    cfg.service(api("/healthz").route(web::get().to(health::healthz)))
+        .service(api("/readyz").route(web::get().to(health::readyz)))
+        .service(api("/api/v1/public/openapi.json").route(web::get().to(openapi::document)))
         .service(
-            web::scope(PUBLIC)
-                .service(resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
-                .service(
-                    resource("/tickets", "GET, POST")
-                        .route(web::get().to(tickets::list))
-                        .route(web::post().to(tickets::create)),
-                )
-                .service(
-                    resource("/tickets/{ticket_id}", "GET, PATCH")
-                        .route(web::get().to(tickets::get))
-                        .route(web::patch().to(tickets::update)),
-                )
-                .service(
-                    resource("/tickets/{ticket_id}/messages", "GET, POST")
-                        .route(web::get().to(messages::list))
-                        .route(web::post().to(messages::create)),
-                )
-                .service(
-                    resource("/tickets/{ticket_id}/actions", "GET, POST")
-                        .route(web::get().to(actions::list))
-                        .route(web::post().to(actions::create)),
-                )
-                .service(
-                    resource("/tickets/{ticket_id}/actions/{action_id}", "GET")
-                        .route(web::get().to(actions::get)),
-                ),
+            api("/api/v1/public/tickets")
+                .route(web::get().to(tickets::list))
+                .route(web::post().to(tickets::create)),
+        )
+        .service(
+            api("/api/v1/public/tickets/{ticket_id}")
+                .route(web::get().to(tickets::get))
+                .route(web::patch().to(tickets::update)),
+        )
+        .service(
+            api("/api/v1/public/tickets/{ticket_id}/messages")
+                .route(web::get().to(messages::list))
+                .route(web::post().to(messages::create)),
+        )
+        .service(
+            api("/api/v1/public/tickets/{ticket_id}/actions")
+                .route(web::get().to(actions::list))
+                .route(web::post().to(actions::create)),
+        )
+        .service(
+            api("/api/v1/public/tickets/{ticket_id}/actions/{action_id}")
+                .route(web::get().to(actions::get)),
         )
         .service(admin::scope());
+}
+
+/// A public API resource, with its methods from `PUBLIC_API`.
+fn api(
+    path: &'static str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let allow = PUBLIC_API
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, allow)| *allow)
+        .unwrap_or_else(|| panic!("{path} is missing from routes::PUBLIC_API"));
+    resource(path, allow)
 }
 
 /// A resource whose other methods answer 405 with an `Allow` header, and whose

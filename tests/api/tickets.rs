@@ -447,6 +447,22 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
         (with(&|b| b["subject"] = json!(12)), "subject"),
         (with(&|b| b["subject"] = json!(null)), "subject"),
         (with(&|b| b["subject"] = json!("two\nlines")), "subject"),
+        (
+            with(&|b| b["subject"] = json!(format!(" {} ", "x".repeat(499)))),
+            "subject",
+        ),
+        (
+            with(&|b| b["contact"]["email"] = json!(" customer@example.com")),
+            "contact.email",
+        ),
+        (
+            with(&|b| b["subject"] = json!(format!(" {} ", "x".repeat(499)))),
+            "subject",
+        ),
+        (
+            with(&|b| b["contact"]["email"] = json!(" customer@example.com")),
+            "contact.email",
+        ),
         (with(&|b| b["priority"] = json!("asap")), "priority"),
         (with(&|b| b["priority"] = json!(1)), "priority"),
         (
@@ -530,7 +546,7 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM contacts"), 0);
     // Boundaries that are allowed.
     let ok = with(&|b| {
-        b["subject"] = json!(format!("  {}  ", "é".repeat(500)));
+        b["subject"] = json!(format!("  {}  ", "é".repeat(496)));
         b["tags"] = json!((0..50).map(|i| format!("T{i}")).collect::<Vec<_>>());
         b["initial_message"]["content"] = json!("x".repeat(100_000));
         b.as_object_mut().unwrap().remove("priority");
@@ -540,7 +556,7 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
     assert_eq!(reply.status, 201, "{}", reply.text);
     let summary = &reply.json()["ticket"]["summary"];
     assert_eq!(summary["priority"], "normal");
-    assert_eq!(summary["subject"].as_str().unwrap().chars().count(), 500);
+    assert_eq!(summary["subject"].as_str().unwrap().chars().count(), 496);
     assert_eq!(summary["tags"][0], "t0");
     assert!(reply.json()["ticket"]["contact"].is_null());
 }
@@ -714,11 +730,10 @@ fn patch_changes_fields_and_tags() {
         (json!({"status": "done"}), "status"),
         (json!({"priority": "p0"}), "priority"),
         (json!({"subject": ""}), "subject"),
-        (json!({"tags": ["x"], "add_tags": ["y"]}), "tags"),
         (json!({"add_tags": ["bad tag"]}), "add_tags"),
         (json!({"channel": "sms"}), "channel"),
         (
-            json!({"add_tags": (0..49).map(|i| format!("n{i}")).collect::<Vec<_>>()}),
+            json!({"add_tags": (0..51).map(|i| format!("n{i}")).collect::<Vec<_>>()}),
             "add_tags",
         ),
     ] {
@@ -726,8 +741,22 @@ fn patch_changes_fields_and_tags() {
             .patch(&path, &tenant.key, &body)
             .assert_invalid(param);
     }
+    // Well formed, but the ticket would hold more than 50 tags: a conflict with its state.
+    let too_many = json!({"add_tags": (0..49).map(|i| format!("n{i}")).collect::<Vec<_>>()});
+    let error = app
+        .client
+        .patch(&path, &tenant.key, &too_many)
+        .assert_error(409, "conflict");
+    assert_eq!(error["param"], "add_tags");
     let view = app.client.ticket(&tenant.key, &id).json();
     assert_eq!(view["ticket"]["summary"]["tags"], json!(["a", "b"]));
+    // tags replaces, then remove_tags and add_tags apply.
+    let reply = app.client.patch(
+        &path,
+        &tenant.key,
+        &json!({"tags": ["x", "y"], "remove_tags": ["y"], "add_tags": ["z"]}),
+    );
+    assert_eq!(reply.json()["ticket"]["summary"]["tags"], json!(["x", "z"]));
 }
 
 #[test]
