@@ -8,6 +8,7 @@ mod actions;
 mod auth;
 mod cli;
 mod errors;
+mod openapi;
 mod operator;
 mod startup;
 mod tickets;
