@@ -1,9 +1,10 @@
-//! The maintenance thread: WAL checkpoints beside the writer, and the hourly purge of
-//! expired idempotency keys and rotated-out key secrets.
+//! The maintenance thread: the hourly purge of expired idempotency keys and
+//! rotated-out key secrets, through the writer.
 //!
-//! Checkpoints are PASSIVE (never TRUNCATE): they copy committed pages from the WAL
-//! into the database file without blocking the writer or readers, on their own
-//! connection, so a commit never waits for one.
+//! WAL checkpoints stay SQLite's automatic PASSIVE ones, run by the writer every 1000
+//! pages: checkpointing from this thread instead was measured (docs/PERFORMANCE.md)
+//! to cost throughput and add latency spikes, its database fsyncs colliding with the
+//! writer's WAL fsyncs.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -12,42 +13,27 @@ use rusqlite::Connection;
 
 use super::{DbError, Writer};
 use crate::clock::Timestamp;
-use crate::config::DatabaseConfig;
 
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the thread; it stops by itself once the writer is gone.
-pub fn start(config: &DatabaseConfig, writer: Weak<Writer>) {
-    let config = config.clone();
+pub fn start(writer: Weak<Writer>) {
     let spawned = std::thread::Builder::new()
         .name("threada-maintenance".into())
-        .spawn(move || run(&config, &writer));
+        .spawn(move || run(&writer));
     if let Err(e) = spawned {
         log::warn!("cannot start the maintenance thread: {e}");
     }
 }
 
-fn run(config: &DatabaseConfig, writer: &Weak<Writer>) {
-    let conn = match Connection::open(&config.path).and_then(|c| {
-        c.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;
-        Ok(c)
-    }) {
-        Ok(conn) => conn,
-        Err(e) => {
-            log::warn!("maintenance thread: cannot open the database: {e}");
-            return;
-        }
-    };
+fn run(writer: &Weak<Writer>) {
     let mut last_purge = Instant::now();
     loop {
-        std::thread::sleep(CHECKPOINT_EVERY);
+        std::thread::sleep(TICK);
         let Some(writer) = writer.upgrade() else {
             return;
         };
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            log::debug!("checkpoint skipped: {e}");
-        }
         if last_purge.elapsed() >= PURGE_EVERY {
             last_purge = Instant::now();
             match writer.run_blocking(|conn| purge_expired(conn, Timestamp::now())) {

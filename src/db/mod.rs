@@ -29,10 +29,6 @@ pub use writer::Writer;
 /// The steps that build the schema, in order; `PRAGMA user_version` counts the ones applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
 
-/// WAL pages after which the writer checkpoints by itself (the maintenance thread
-/// normally does it long before).
-const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
-
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -118,12 +114,8 @@ impl Db {
             .connection_timeout(Duration::from_millis(config.busy_timeout_ms.max(1000)))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", config.path.display()))?;
-        // Checkpoints run beside the writer, not inside its commits; the writer's own
-        // automatic checkpoint stays as a backstop should the maintenance thread stall.
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
-            .map_err(|e| describe_open_error(&config.path, e))?;
         let writer = Arc::new(Writer::start(conn));
-        maintenance::start(config, Arc::downgrade(&writer));
+        maintenance::start(Arc::downgrade(&writer));
         Ok(Db { pool, writer })
     }
 
