@@ -1,6 +1,7 @@
 //! API keys: their format, hashing, scopes, and turning `X-Api-Key` into the caller.
 
-use actix_web::{HttpMessage, HttpRequest, web};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use rusqlite::Connection;
 use serde::{Serialize, Serializer};
 
@@ -181,6 +182,18 @@ pub struct CallerInfo {
 #[derive(Debug, Clone)]
 pub struct Credentials {
     hash: [u8; 32],
+}
+
+/// The extractor: handlers take `Credentials` and get a 401 before anything else
+/// when the header is missing or malformed. The key itself is looked up later, in the
+/// request's one database call (`read_as`, `write_as`).
+impl FromRequest for Credentials {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Credentials, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(credentials(req))
+    }
 }
 
 /// Reads `X-Api-Key`: 401 when missing or not shaped like a key.

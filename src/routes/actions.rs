@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use super::{ListPage, json};
 use crate::actions::CallContext;
 use crate::actions::Permit;
-use crate::auth::{Needs, Scope, credentials, read_as, write_as};
+use crate::auth::{Credentials, Needs, Scope, read_as, write_as};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::db;
@@ -43,9 +43,9 @@ struct Run {
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
     let key = idempotency::key_from(&req);
     let keyed = matches!(key, Ok(Some(_)));
     let body =
@@ -170,8 +170,11 @@ pub async fn create(
 }
 
 /// `GET /tickets/{ticket_id}/actions`: newest first, paginated.
-pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
     let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
         .and_then(|p| Page::parse(&p));
     let ticket_id = path_param(&req, "ticket_id").to_string();
@@ -217,8 +220,11 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 }
 
 /// `GET /tickets/{ticket_id}/actions/{action_id}`.
-pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let action_id = path_param(&req, "action_id").to_string();
     let action = read_as(

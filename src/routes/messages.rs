@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{ListPage, json};
-use crate::auth::{Scope, credentials, read_as, write_as};
+use crate::auth::{Credentials, Scope, read_as, write_as};
 use crate::db;
 use crate::domain::listing::{Page, QueryParams};
 use crate::domain::ticket::{NewMessage, NewMessageBody};
@@ -15,8 +15,11 @@ use crate::startup::AppState;
 use crate::tickets::{MessageEnvelope, add_message};
 
 /// `GET /tickets/{ticket_id}/messages`: oldest first, paginated.
-pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
     let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
         .and_then(|p| Page::parse(&p));
     let ticket_id = path_param(&req, "ticket_id").to_string();
@@ -65,9 +68,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
     let key = idempotency::key_from(&req);
     let keyed = matches!(key, Ok(Some(_)));
     let body =

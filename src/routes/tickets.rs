@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{PageWriter, json};
-use crate::auth::{Scope, credentials, read_as, write_as};
+use crate::auth::{Credentials, Scope, read_as, write_as};
 use crate::db;
 use crate::domain::listing::TicketQuery;
 use crate::domain::ticket::{NewTicket, NewTicketBody, TicketPatch, TicketPatchBody};
@@ -16,8 +16,11 @@ use crate::tickets::{TicketEnvelope, create_ticket, update_ticket};
 
 /// `GET /tickets`: one keyset page of the tenant's tickets, written to JSON straight
 /// from the result rows.
-pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
     // Parsed here, reported after authentication.
     let query = TicketQuery::parse(req.query_string());
     let body = read_as(
@@ -57,9 +60,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
     let key = idempotency::key_from(&req);
     let keyed = matches!(key, Ok(Some(_)));
     let body =
@@ -96,8 +99,11 @@ pub async fn create(
 }
 
 /// `GET /tickets/{ticket_id}`: the ticket, its contact and first 100 messages.
-pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let ticket = read_as(
         &state,
@@ -117,9 +123,9 @@ pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
 pub async fn update(
     state: web::Data<AppState>,
     req: HttpRequest,
+    credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials = credentials(&req)?;
     let body =
         read_json::<TicketPatchBody>(&req, payload, state.config.server.max_body_bytes, false)
             .await;
