@@ -49,6 +49,9 @@ echo "== loading $TICKETS tickets (bulk-load: same parsing and unit of work as P
 "${CLI[@]}" bulk-load --tenant "$TENANT" --count "$TICKETS" --json | tee "$RUN_DIR/load.json" >&2
 LOAD_RATE=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["tickets_per_second"]))' "$RUN_DIR/load.json")
 printf 'bulk-load tickets/s\t%s\n' "$LOAD_RATE" >>"$RESULTS"
+# Flush the load's dirty pages now, so that their writeback does not stall the
+# fsyncs of the write scenarios later on.
+sync
 
 echo "== starting the server" >&2
 "${CLI[@]}" serve 2>"$RUN_DIR/server.log" & SRV=$!
