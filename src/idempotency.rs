@@ -8,14 +8,16 @@
 //! stored; one that fails validation leaves no trace.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use rusqlite::Connection;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::clock::Timestamp;
 use crate::crypto::sha256;
 use crate::db::idempotency::{self, Earlier};
 use crate::error::ApiError;
+use crate::extract::read_json;
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
@@ -91,6 +93,21 @@ impl Idempotency {
             .with_param(HEADER)),
         }
     }
+}
+
+/// Reads a POST's JSON body and its optional `Idempotency-Key` (fingerprinted with the
+/// canonical body). The result is kept, not returned early, so that the handler can
+/// report it after authentication.
+pub async fn read_keyed<B: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(B, Option<Idempotency>), ApiError> {
+    let key = key_from(req)?;
+    let body = read_json::<B>(req, payload, limit, key.is_some()).await?;
+    let guard =
+        key.map(|k| Idempotency::new(k, req, body.canonical.as_deref().unwrap_or_default()));
+    Ok((body.value, guard))
 }
 
 /// What a POST answers: a fresh value (serialised outside the writer thread) or

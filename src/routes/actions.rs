@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use tokio::sync::oneshot;
 
-use super::{ListPage, json};
+use super::{json, ticket_children};
 use crate::actions::CallContext;
 use crate::actions::Permit;
 use crate::auth::{Credentials, Needs, Scope, read_as, write_as};
@@ -14,10 +14,9 @@ use crate::db;
 use crate::db::actions::{Action, ActionEnvelope, ActionStatus};
 use crate::db::idempotency as stored_keys;
 use crate::domain::action::{ActionBody, ActionRequest};
-use crate::domain::listing::{Page, QueryParams};
 use crate::error::ApiError;
-use crate::extract::{path_param, read_json};
-use crate::idempotency::{self, Idempotency, Outcome};
+use crate::extract::path_param;
+use crate::idempotency::{self, Outcome};
 use crate::startup::AppState;
 
 /// Reading actions takes `support.read` or `support.actions`.
@@ -46,17 +45,10 @@ pub async fn create(
     credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency::key_from(&req);
-    let keyed = matches!(key, Ok(Some(_)));
-    let body =
-        read_json::<ActionBody>(&req, payload, state.config.server.max_body_bytes, keyed).await;
-    let input = (|| {
-        let key = key?;
-        let body = body?;
-        let guard =
-            key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
-        Ok::<_, ApiError>((body.value, guard))
-    })();
+    let input =
+        idempotency::read_keyed::<ActionBody>(&req, payload, state.config.server.max_body_bytes)
+            .await;
+    let keyed = matches!(input, Ok((_, Some(_))));
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let start = write_as(
         &state,
@@ -175,48 +167,16 @@ pub async fn list(
     req: HttpRequest,
     credentials: Credentials,
 ) -> Result<HttpResponse, ApiError> {
-    let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
-        .and_then(|p| Page::parse(&p));
-    let ticket_id = path_param(&req, "ticket_id").to_string();
-    let list = read_as(
-        &state,
-        &req,
+    ticket_children(
+        state,
+        req,
         credentials,
         READERS,
-        move |conn, caller, state| {
-            let page = page?;
-            let binding = format!("actions|{}|{ticket_id}", caller.tenant_id);
-            let after = page
-                .token
-                .as_deref()
-                .map(|token| state.tokens.open(&binding, token))
-                .transpose()?;
-            if !db::tickets::exists(conn, &caller.tenant_id, &ticket_id)? {
-                return Err(ApiError::not_found("ticket_id", "ticket"));
-            }
-            let (items, more) = db::actions::list(
-                conn,
-                &caller.tenant_id,
-                &ticket_id,
-                after.as_ref(),
-                page.limit,
-            )?;
-            let next_page_token = match items.last() {
-                Some(last) if more => Some(
-                    state
-                        .tokens
-                        .issue(&binding, &db::actions::cursor_after(last)),
-                ),
-                _ => None,
-            };
-            Ok(ListPage {
-                items,
-                next_page_token,
-            })
-        },
+        "actions",
+        db::actions::list,
+        db::actions::cursor_after,
     )
-    .await?;
-    json(StatusCode::OK, &list)
+    .await
 }
 
 /// `GET /tickets/{ticket_id}/actions/{action_id}`.

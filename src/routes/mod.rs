@@ -16,8 +16,17 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Resource, web};
 use serde::Serialize;
 
+use actix_web::HttpRequest;
+use rusqlite::Connection;
+
+use crate::auth::{Credentials, Needs, read_as};
+use crate::db::DbError;
+use crate::domain::listing::{Page, QueryParams};
 use crate::error::{ApiError, ErrorKind};
+use crate::extract::path_param;
 use crate::middleware::catch_panic;
+use crate::pagination::Cursor;
+use crate::startup::AppState;
 
 /// The admin API's base path.
 pub const ADMIN: &str = "/api/v1/admin";
@@ -163,6 +172,61 @@ impl Default for PageWriter {
     fn default() -> PageWriter {
         PageWriter::new()
     }
+}
+
+/// What lists a ticket's messages or actions from the database.
+pub type ListFn<T> =
+    fn(&Connection, &str, &str, Option<&Cursor>, u32) -> Result<(Vec<T>, bool), DbError>;
+
+/// `GET /tickets/{ticket_id}/<kind>`: one keyset page of a ticket's messages or
+/// actions, with `limit` and `page_token` as every list takes them.
+pub async fn ticket_children<T: Serialize + Send + 'static>(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+    needs: Needs,
+    kind: &'static str,
+    list: ListFn<T>,
+    cursor_after: fn(&T) -> Cursor,
+) -> Result<HttpResponse, ApiError> {
+    let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
+        .and_then(|p| Page::parse(&p));
+    let ticket_id = path_param(&req, "ticket_id").to_string();
+    let list = read_as(
+        &state,
+        &req,
+        credentials,
+        needs,
+        move |conn, caller, state| {
+            let page = page?;
+            let binding = format!("{kind}|{}|{ticket_id}", caller.tenant_id);
+            let after = page
+                .token
+                .as_deref()
+                .map(|token| state.tokens.open(&binding, token))
+                .transpose()?;
+            if !crate::db::tickets::exists(conn, &caller.tenant_id, &ticket_id)? {
+                return Err(ApiError::not_found("ticket_id", "ticket"));
+            }
+            let (items, more) = list(
+                conn,
+                &caller.tenant_id,
+                &ticket_id,
+                after.as_ref(),
+                page.limit,
+            )?;
+            let next_page_token = match items.last() {
+                Some(last) if more => Some(state.tokens.issue(&binding, &cursor_after(last))),
+                _ => None,
+            };
+            Ok(ListPage {
+                items,
+                next_page_token,
+            })
+        },
+    )
+    .await?;
+    json(StatusCode::OK, &list)
 }
 
 /// A JSON response.

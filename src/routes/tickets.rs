@@ -10,7 +10,7 @@ use crate::domain::listing::TicketQuery;
 use crate::domain::ticket::{NewTicket, NewTicketBody, TicketPatch, TicketPatchBody};
 use crate::error::ApiError;
 use crate::extract::{path_param, read_json};
-use crate::idempotency::{self, Idempotency};
+use crate::idempotency;
 use crate::startup::AppState;
 use crate::tickets::{TicketEnvelope, create_ticket, update_ticket};
 
@@ -63,18 +63,10 @@ pub async fn create(
     credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency::key_from(&req);
-    let keyed = matches!(key, Ok(Some(_)));
-    let body =
-        read_json::<NewTicketBody>(&req, payload, state.config.server.max_body_bytes, keyed).await;
-    let input = (|| {
-        let key = key?;
-        let body = body?;
-        let new = NewTicket::try_from(body.value)?;
-        let guard =
-            key.map(|k| Idempotency::new(k, &req, body.canonical.as_deref().unwrap_or_default()));
-        Ok::<_, ApiError>((new, guard))
-    })();
+    let input =
+        idempotency::read_keyed::<NewTicketBody>(&req, payload, state.config.server.max_body_bytes)
+            .await
+            .and_then(|(body, guard)| Ok((NewTicket::try_from(body)?, guard)));
     let outcome = write_as(
         &state,
         &req,
