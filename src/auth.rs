@@ -197,7 +197,7 @@ impl FromRequest for Credentials {
 }
 
 /// Reads `X-Api-Key`: 401 when missing or not shaped like a key.
-pub fn credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
+fn credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
     let secret = match req.headers().get("x-api-key") {
         None => return Err(ApiError::unauthenticated("missing X-Api-Key header")),
         Some(value) => value.to_str().unwrap_or_default().trim(),
