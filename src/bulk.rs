@@ -37,7 +37,7 @@ fn sample(n: u64, run: &str) -> Result<NewTicket, ApiError> {
         "priority": PRIORITIES[(n % 4) as usize],
         "channel": CHANNELS[(n % 5) as usize],
         "contact": {"name": format!("Customer {}", n % 100_000), "email": format!("customer{}@example.com", n % 100_000)},
-        "tags": ["returns", if n % 3 == 0 { "vip" } else { "standard" }],
+        "tags": ["returns", if n.is_multiple_of(3) { "vip" } else { "standard" }],
         "initial_message": {"role": "user", "content": "Hello, my order has not arrived yet. Could you check where it is? Thanks",
                             "external_message_id": format!("bulk-{run}-{n}")}
     }))
@@ -68,7 +68,7 @@ pub fn run(config: &Config, load: &BulkLoad, json: bool) -> Result<(), CliError>
             Ok::<_, ApiError>(())
         })?;
         created += batch;
-        if !json && created % 100_000 == 0 {
+        if !json && created.is_multiple_of(100_000) {
             eprintln!("{created} tickets");
         }
     }
