@@ -475,6 +475,15 @@ impl Cli {
         all.push("--json");
         self.run(&all).json()
     }
+
+    /// A tenant and a key with `scopes`, made with the CLI: the key's `--json` output.
+    pub fn tenant_and_key(&self, scopes: &str) -> Value {
+        let tenant = self.json(&["tenant", "create", "--name", "Acme"]);
+        let tenant_id = tenant["tenant_id"].as_str().unwrap();
+        self.json(&[
+            "key", "create", "--tenant", tenant_id, "--name", "k", "--scopes", scopes,
+        ])
+    }
 }
 
 /// The server as a separate process (for signals, kill -9, environment variables).

@@ -432,17 +432,7 @@ fn kill_9_loses_no_acknowledged_write() {
     let config = test_config(dir.path());
     let path = write_config(dir.path(), &config);
     let cli = crate::helpers::Cli::new(path.clone());
-    let tenant = cli.json(&["tenant", "create", "--name", "Acme"]);
-    let key = cli.json(&[
-        "key",
-        "create",
-        "--tenant",
-        tenant["tenant_id"].as_str().unwrap(),
-        "--name",
-        "k",
-        "--scopes",
-        ALL_SCOPES,
-    ]);
+    let key = cli.tenant_and_key(ALL_SCOPES);
     let key = key["api_key"].as_str().unwrap().to_string();
     let mut acknowledged: Vec<String> = Vec::new();
     for round in 0..2 {

@@ -217,17 +217,7 @@ fn the_access_log_names_the_request_never_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &test_config(dir.path()));
     let cli = Cli::new(path.clone());
-    let tenant = cli.json(&["tenant", "create", "--name", "Acme"]);
-    let key = cli.json(&[
-        "key",
-        "create",
-        "--tenant",
-        tenant["tenant_id"].as_str().unwrap(),
-        "--name",
-        "k",
-        "--scopes",
-        ALL_SCOPES,
-    ]);
+    let key = cli.tenant_and_key(ALL_SCOPES);
     let (secret, key_id) = (
         key["api_key"].as_str().unwrap(),
         key["key_id"].as_str().unwrap(),
