@@ -48,6 +48,9 @@ pub fn scope() -> Scope {
             resource("/tenants/{tenant_id}/keys/{key_id}/revoke", "POST")
                 .route(web::post().to(revoke_key)),
         )
+        // Key ids are unique across tenants: like the CLI, these need only the key id.
+        .service(resource("/keys/{key_id}/rotate", "POST").route(web::post().to(rotate_key)))
+        .service(resource("/keys/{key_id}/revoke", "POST").route(web::post().to(revoke_key)))
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
@@ -201,12 +204,12 @@ async fn rotate_key(
             None => DEFAULT_GRACE,
         }
     };
-    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let tenant_id = req.match_info().get("tenant_id").map(str::to_string);
     let key_id = path_param(&req, "key_id").to_string();
     let key = state
         .db
         .writer()
-        .run(move |conn| accounts::rotate_key(conn, Some(&tenant_id), &key_id, grace))
+        .run(move |conn| accounts::rotate_key(conn, tenant_id.as_deref(), &key_id, grace))
         .await?;
     json(StatusCode::OK, &key)
 }
@@ -216,12 +219,12 @@ async fn revoke_key(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
-    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let tenant_id = req.match_info().get("tenant_id").map(str::to_string);
     let key_id = path_param(&req, "key_id").to_string();
     let key = state
         .db
         .writer()
-        .run(move |conn| accounts::revoke_key(conn, Some(&tenant_id), &key_id))
+        .run(move |conn| accounts::revoke_key(conn, tenant_id.as_deref(), &key_id))
         .await?;
     json(StatusCode::OK, &key)
 }

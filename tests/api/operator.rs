@@ -281,6 +281,28 @@ fn the_admin_api_manages_tenants_and_keys() {
         None,
     )
     .assert_error(404, "not_found");
+    // By key id alone, like the CLI.
+    let another = admin(
+        client,
+        "POST",
+        &format!("/tenants/{tenant_id}/keys"),
+        Some(&json!({"name": "second", "scopes": ["support.read"]})),
+    )
+    .json();
+    let another_id = another["key_id"].as_str().unwrap();
+    let rotated = admin(
+        client,
+        "POST",
+        &format!("/keys/{another_id}/rotate"),
+        Some(&json!({"grace": "0s"})),
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let secret = rotated.json()["api_key"].as_str().unwrap().to_string();
+    assert_eq!(client.get("/api/v1/public/tickets", &secret).status, 200);
+    let revoked = admin(client, "POST", &format!("/keys/{another_id}/revoke"), None);
+    assert_eq!(revoked.json()["status"], "revoked");
+    assert_eq!(client.get("/api/v1/public/tickets", &secret).status, 401);
+    admin(client, "POST", "/keys/key_missing/revoke", None).assert_error(404, "not_found");
 
     // Wrong, missing, and misplaced credentials.
     let tenants = "/api/v1/admin/tenants";
