@@ -92,7 +92,8 @@ pub fn parse_json<T: DeserializeOwned>(
     })
 }
 
-fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+/// 415 unless the request says its body is `application/json`.
+pub fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

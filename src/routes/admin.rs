@@ -16,7 +16,7 @@ use crate::domain::tenant::{
     DEFAULT_GRACE, NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
 };
 use crate::error::ApiError;
-use crate::extract::{parse_json, path_param, read_json};
+use crate::extract::{parse_json, path_param, read_json, require_json_content_type};
 use crate::startup::AppState;
 
 pub fn scope() -> Scope {
@@ -198,6 +198,7 @@ async fn rotate_key(
     let grace = if body.iter().all(u8::is_ascii_whitespace) {
         DEFAULT_GRACE
     } else {
+        require_json_content_type(&req)?;
         let body = parse_json::<RotateBody>(&body, false)?;
         match body.value.grace {
             Some(grace) => parse_grace(&grace, "grace")?,
