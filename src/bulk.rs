@@ -4,28 +4,13 @@
 
 use std::time::Instant;
 
-use clap::Args;
+use rusqlite::Connection;
 use serde_json::json;
 
-use crate::cli::CliError;
-use crate::config::Config;
 use crate::db;
 use crate::domain::ticket::{NewTicket, NewTicketBody};
 use crate::error::ApiError;
 use crate::tickets::create_ticket;
-
-#[derive(Debug, Args)]
-pub struct BulkLoad {
-    /// Tenant to fill
-    #[arg(long, value_name = "TENANT_ID")]
-    tenant: String,
-    /// How many tickets to create
-    #[arg(long)]
-    count: u64,
-    /// Tickets per transaction
-    #[arg(long, default_value_t = 5000)]
-    batch: u64,
-}
 
 const CHANNELS: [&str; 5] = ["email", "chat", "web", "sms", "whatsapp"];
 const PRIORITIES: [&str; 4] = ["low", "normal", "normal", "high"];
@@ -45,50 +30,44 @@ fn sample(n: u64, run: &str) -> Result<NewTicket, ApiError> {
     NewTicket::try_from(body)
 }
 
-#[derive(serde::Serialize)]
-struct Report {
-    tenant_id: String,
-    created: u64,
-    seconds: f64,
-    tickets_per_second: f64,
+/// What a bulk load did.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub tenant_id: String,
+    pub created: u64,
+    pub seconds: f64,
+    pub tickets_per_second: f64,
 }
 
-pub fn run(config: &Config, load: &BulkLoad, json: bool) -> Result<(), CliError> {
-    let conn = db::open_connection(&config.database)?;
-    crate::accounts::get_tenant(&conn, &load.tenant)?;
+/// Creates `count` generated tickets for `tenant_id`, `batch` per transaction;
+/// `progress` hears the running total after each batch.
+pub fn load(
+    conn: &Connection,
+    tenant_id: &str,
+    count: u64,
+    batch: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, ApiError> {
+    crate::accounts::get_tenant(conn, tenant_id)?;
     let run = crate::crypto::new_id("run")[4..16].to_string();
     let started = Instant::now();
     let mut created = 0;
-    while created < load.count {
-        let batch = load.batch.max(1).min(load.count - created);
-        db::in_transaction(&conn, |tx| {
-            for n in created..created + batch {
-                create_ticket(tx, &load.tenant, &sample(n, &run)?)?;
+    while created < count {
+        let size = batch.max(1).min(count - created);
+        db::in_transaction(conn, |tx| {
+            for n in created..created + size {
+                create_ticket(tx, tenant_id, &sample(n, &run)?)?;
             }
             Ok::<_, ApiError>(())
         })?;
-        created += batch;
-        if !json && created.is_multiple_of(100_000) {
-            eprintln!("{created} tickets");
-        }
+        created += size;
+        progress(created);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let report = Report {
-        tenant_id: load.tenant.clone(),
+    Ok(Report {
+        tenant_id: tenant_id.to_string(),
         created,
         seconds,
         tickets_per_second: created as f64 / seconds.max(1e-9),
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| CliError(e.to_string()))?
-        );
-    } else {
-        println!(
-            "created {created} tickets in {seconds:.1} s ({:.0}/s)",
-            report.tickets_per_second
-        );
-    }
-    Ok(())
+    })
 }

@@ -11,9 +11,9 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::accounts;
-use crate::auth::Scopes;
 use crate::config::Config;
 use crate::db;
+use crate::domain::scope::Scopes;
 use crate::domain::tenant::{
     DEFAULT_GRACE, MAX_KEY_NAME_CHARS, MAX_TENANT_NAME_CHARS, NewKey, NewTenant, TenantPatch,
     parse_base_url, parse_expiry, parse_grace, parse_name, parse_origins,
@@ -59,7 +59,20 @@ pub enum Command {
         force: bool,
     },
     /// Insert generated tickets through the same code as POST /tickets (benchmarks)
-    BulkLoad(crate::bulk::BulkLoad),
+    BulkLoad(BulkLoad),
+}
+
+#[derive(Debug, Args)]
+pub struct BulkLoad {
+    /// Tenant to fill
+    #[arg(long, value_name = "TENANT_ID")]
+    tenant: String,
+    /// How many tickets to create
+    #[arg(long)]
+    count: u64,
+    /// Tickets per transaction
+    #[arg(long, default_value_t = 5000)]
+    batch: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +196,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tenant(command) => tenant(&config, command, json),
         Command::Key(command) => key(&config, command, json),
         Command::Backup { dest, force } => backup(&config, &dest, force, json),
-        Command::BulkLoad(load) => crate::bulk::run(&config, &load, json),
+        Command::BulkLoad(load) => bulk_load(&config, &load, json),
     }
 }
 
@@ -220,7 +233,7 @@ fn serve(config: Config, mode: Mode) -> Result<(), CliError> {
             state.config.database.path.display()
         );
         if mode == Mode::Demo {
-            let demo = crate::demo::prepare(&state, &address).await?;
+            let demo = crate::demo::prepare(state.db.writer(), &address).await?;
             println!("{}", demo.banner(&address));
         }
         drop(state);
@@ -449,6 +462,21 @@ fn backup(config: &Config, dest: &Path, force: bool, json: bool) -> Result<(), C
         format!(
             "backup written to {} ({bytes} bytes, integrity ok)",
             report.path
+        )
+    })
+}
+
+fn bulk_load(config: &Config, load: &BulkLoad, json: bool) -> Result<(), CliError> {
+    let conn = open(config)?;
+    let report = crate::bulk::load(&conn, &load.tenant, load.count, load.batch, |created| {
+        if !json && created.is_multiple_of(100_000) {
+            eprintln!("{created} tickets");
+        }
+    })?;
+    print(json, &report, || {
+        format!(
+            "created {} tickets in {:.1} s ({:.0}/s)",
+            report.created, report.seconds, report.tickets_per_second
         )
     })
 }

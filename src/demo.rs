@@ -2,25 +2,68 @@
 //! pointed at the server's own hook receiver, so that the public documentation's three
 //! curl examples work as printed.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::accounts;
-use crate::auth::Scopes;
-use crate::db;
+use crate::clock::Timestamp;
+use crate::db::{self, Writer};
 use crate::domain::listing::{TicketFilter, TicketSort};
+use crate::domain::scope::Scopes;
 use crate::domain::tenant::{NewKey, NewTenant, TenantPatch};
 use crate::domain::ticket::{
     NewMessage, NewMessageBody, NewTicket, NewTicketBody, Status, TicketPatch,
 };
 use crate::error::ApiError;
-use crate::startup::AppState;
 use crate::tickets::{add_message, create_ticket, update_ticket};
 
+/// The demo tenant's name.
 pub const TENANT_NAME: &str = "Demo";
+/// The demo key's name.
 pub const KEY_NAME: &str = "demo";
+/// Requests the hook receiver keeps.
+const KEPT_HOOKS: usize = 100;
+
+/// One request the demo's hook receiver saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedHook {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub received_at: Timestamp,
+}
+
+/// What the demo's hook receiver saw: the last 100 requests, newest last.
+#[derive(Debug, Default)]
+pub struct DemoHooks {
+    received: Mutex<VecDeque<ReceivedHook>>,
+}
+
+impl DemoHooks {
+    pub fn record(&self, hook: ReceivedHook) {
+        let mut received = match self.received.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if received.len() == KEPT_HOOKS {
+            received.pop_front();
+        }
+        received.push_back(hook);
+    }
+
+    pub fn list(&self) -> Vec<ReceivedHook> {
+        match self.received.lock() {
+            Ok(guard) => guard.iter().cloned().collect(),
+            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+        }
+    }
+}
 
 /// What the banner prints.
 #[derive(Debug, Clone)]
@@ -34,13 +77,9 @@ pub struct DemoInfo {
 
 /// Ensures the demo tenant, a fresh key (the previous demo key's secret is replaced:
 /// only its digest was stored) and, once, the sample tickets.
-pub async fn prepare(state: &AppState, address: &str) -> Result<DemoInfo, ApiError> {
+pub async fn prepare(writer: &Writer, address: &str) -> Result<DemoInfo, ApiError> {
     let base_url = format!("http://{address}/demo");
-    state
-        .db
-        .writer()
-        .run(move |conn| prepare_in(conn, &base_url))
-        .await
+    writer.run(move |conn| prepare_in(conn, &base_url)).await
 }
 
 fn prepare_in(conn: &Connection, base_url: &str) -> Result<DemoInfo, ApiError> {

@@ -12,9 +12,6 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{Map, Value};
-
-use crate::db::DbError;
-
 /// The `type` of an error envelope; each maps to exactly one HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -216,30 +213,6 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.to_response(None)
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(error: DbError) -> ApiError {
-        match error {
-            DbError::Busy => ApiError::unavailable("the database is busy; retry shortly", 1),
-            DbError::Overloaded => {
-                ApiError::unavailable("too many writes in flight; retry shortly", 1)
-            }
-            DbError::Closed => ApiError::unavailable("the server is shutting down", 5),
-            DbError::Full => ApiError::unavailable("the database disk is full", 30),
-            DbError::Pool(e) => {
-                log::warn!("database pool: {e}");
-                ApiError::unavailable("no database connection available; retry shortly", 1)
-            }
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(error: rusqlite::Error) -> ApiError {
-        ApiError::from(DbError::from(error))
     }
 }
 

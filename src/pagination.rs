@@ -9,18 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::crypto::{constant_time_eq, hmac_sha256};
+use crate::domain::listing::Cursor;
 use crate::error::ApiError;
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 16;
 const MAX_TOKEN_CHARS: usize = 512;
-
-/// Where a keyset walk stopped: the last item's sort key and id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub key: i64,
-    pub id: String,
-}
 
 /// Issues and checks page tokens with the database's secret.
 #[derive(Clone)]

@@ -8,15 +8,10 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::actions::ActionRunner;
 use crate::config::Config;
-use crate::crypto::sha256;
-use crate::db::{self, Db, DbError};
-use crate::middleware::request_context;
-use crate::pagination::PageTokens;
-use crate::ratelimit::RateLimiter;
 use crate::routes;
-use crate::routes::demo::DemoHooks;
+use crate::routes::middleware::request_context;
+pub use crate::state::{AppState, Mode};
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -39,27 +34,6 @@ impl From<crate::config::ConfigError> for StartupError {
     }
 }
 
-/// How the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Serve,
-    /// Also mounts `/demo/hooks` and lets actions reach private networks.
-    Demo,
-}
-
-/// Everything handlers share; built once, no globals.
-pub struct AppState {
-    pub config: Config,
-    pub db: Db,
-    pub tokens: PageTokens,
-    pub limiter: RateLimiter,
-    pub actions: ActionRunner,
-    pub allow_private_networks: bool,
-    /// SHA-256 of the admin token; `None` turns the admin API off.
-    pub admin_token_hash: Option<[u8; 32]>,
-    pub demo_hooks: Option<DemoHooks>,
-}
-
 /// A bound, not yet running server.
 pub struct Application {
     server: Server,
@@ -80,26 +54,7 @@ impl Application {
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
         let address = config.bind_addr()?;
-        let db = Db::open(&config.database).map_err(StartupError)?;
-        let secret = db
-            .read_blocking(|conn| db::meta::page_token_key(conn).map_err(DbError::from))
-            .map_err(|e| StartupError(format!("database: {e}")))?
-            .ok_or_else(|| StartupError("database: the page token key is missing".into()))?;
-        let allow_private_networks = config.actions.allow_private_networks || mode == Mode::Demo;
-        let admin_token_hash = admin_token_hash(&config);
-        let state = web::Data::new(AppState {
-            tokens: PageTokens::new(secret),
-            limiter: RateLimiter::new(
-                config.rate_limit.requests_per_minute,
-                config.rate_limit.burst,
-            ),
-            actions: ActionRunner::new(&config.actions, allow_private_networks),
-            allow_private_networks,
-            admin_token_hash,
-            demo_hooks: (mode == Mode::Demo).then(DemoHooks::default),
-            db,
-            config,
-        });
+        let state = web::Data::new(AppState::open(config, mode).map_err(StartupError)?);
         let listener = TcpListener::bind(address)
             .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?;
         let port = listener
@@ -156,16 +111,5 @@ impl Application {
         let result = server.await;
         drop(state);
         result
-    }
-}
-
-fn admin_token_hash(config: &Config) -> Option<[u8; 32]> {
-    let name = &config.admin.token_env;
-    match std::env::var(name) {
-        Ok(token) if !token.trim().is_empty() => Some(sha256(token.trim().as_bytes())),
-        _ => {
-            log::warn!("admin API disabled: the environment variable {name} is not set");
-            None
-        }
     }
 }

@@ -32,6 +32,12 @@ fn ticket_closed() -> ApiError {
         .with_param("ticket_id")
 }
 
+/// The ticket with its contact and first messages; 404 for another tenant's or an
+/// unknown id.
+pub fn view(conn: &Connection, tenant_id: &str, ticket_id: &str) -> Result<TicketView, ApiError> {
+    tickets::view(conn, tenant_id, ticket_id)?.ok_or_else(ticket_not_found)
+}
+
 /// Creates a ticket with its contact (reused when known) and first message.
 pub fn create_ticket(
     conn: &Connection,

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod guard;
+pub mod run;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -29,11 +30,13 @@ impl Drop for Permit {
     }
 }
 
+/// The pool: its threads, its capacity, and the outbound client they share.
 pub struct ActionRunner {
     sender: Mutex<Sender<(Permit, Task)>>,
     in_use: Arc<AtomicUsize>,
     capacity: usize,
     outbound: Outbound,
+    allow_private: bool,
 }
 
 impl ActionRunner {
@@ -55,6 +58,7 @@ impl ActionRunner {
             in_use: Arc::new(AtomicUsize::new(0)),
             capacity: config.threads + config.queue,
             outbound: Outbound::new(config, allow_private),
+            allow_private,
         }
     }
 
@@ -94,6 +98,11 @@ impl ActionRunner {
 
     pub fn outbound(&self) -> &Outbound {
         &self.outbound
+    }
+
+    /// Whether calls may reach private networks (`actions.allow_private_networks`).
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
     }
 }
 

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::DbError;
 use crate::clock::Timestamp;
-use crate::domain::ticket::named_enum;
+use crate::domain::listing::Cursor;
+use crate::domain::named_enum;
 use crate::error::ApiError;
-use crate::pagination::Cursor;
 
 named_enum!(
     /// `running` until the call completes; `succeeded` means a 2xx answer.
@@ -31,6 +31,13 @@ pub struct ActionResult {
     pub response_body: Option<String>,
     pub response_truncated: bool,
     pub error: Option<ActionFailure>,
+}
+
+impl ActionResult {
+    /// A 2xx answer, read whole.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.http_status.is_some_and(|s| (200..300).contains(&s))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::DbError;
-use crate::auth::Scopes;
 use crate::clock::Timestamp;
+use crate::domain::scope::Scopes;
 
 /// A key as listings show it. The secret is never stored, so never shown here.
 #[derive(Debug, Clone, Serialize)]

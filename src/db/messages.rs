@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::DbError;
 use crate::clock::Timestamp;
 use crate::crypto;
+use crate::domain::listing::Cursor;
 use crate::domain::ticket::{Channel, Role};
-use crate::pagination::Cursor;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {

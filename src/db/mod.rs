@@ -24,6 +24,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::config::{DatabaseConfig, Synchronous};
+use crate::error::ApiError;
 pub use writer::Writer;
 
 /// The steps that build the schema, in order; `PRAGMA user_version` counts the ones applied.
@@ -62,6 +63,32 @@ impl From<rusqlite::Error> for DbError {
             Some(ErrorCode::DiskFull) => DbError::Full,
             _ => DbError::Sqlite(error),
         }
+    }
+}
+
+/// How a storage failure reaches the client: busy, overloaded, closing and full are
+/// 503s with `Retry-After`; anything else is a 500 whose cause is logged.
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> ApiError {
+        match error {
+            DbError::Busy => ApiError::unavailable("the database is busy; retry shortly", 1),
+            DbError::Overloaded => {
+                ApiError::unavailable("too many writes in flight; retry shortly", 1)
+            }
+            DbError::Closed => ApiError::unavailable("the server is shutting down", 5),
+            DbError::Full => ApiError::unavailable("the database disk is full", 30),
+            DbError::Pool(e) => {
+                log::warn!("database pool: {e}");
+                ApiError::unavailable("no database connection available; retry shortly", 1)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(error: rusqlite::Error) -> ApiError {
+        ApiError::from(DbError::from(error))
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::DbError;
 use crate::clock::Timestamp;
-use crate::domain::tenant::{NewTenant, TenantPatch};
+use crate::domain::tenant::{ActionSettings, NewTenant, TenantPatch};
 
 /// A tenant as listings show it (no signing secret).
 #[derive(Debug, Clone, Serialize)]
@@ -16,14 +16,6 @@ pub struct Tenant {
     pub allowed_origins: Vec<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-}
-
-/// What running an action needs to know about its tenant.
-#[derive(Debug, Clone)]
-pub struct ActionSettings {
-    pub action_base_url: Option<String>,
-    pub allowed_origins: Vec<String>,
-    pub signing_secret: String,
 }
 
 const COLUMNS: &str = "tenant_id, name, action_base_url, allowed_origins, created_at, updated_at";

@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::DbError;
 use crate::clock::Timestamp;
 use crate::crypto;
+use crate::domain::listing::Cursor;
 use crate::domain::listing::{TicketFilter, TicketSort};
 use crate::domain::ticket::{Channel, NewTicket, Priority, Status, Tag, join_tags, split_tags};
-use crate::pagination::Cursor;
 
 /// The summary fields of a ticket, as list items and `ticket.summary` show them.
 #[derive(Debug, Clone, Serialize)]

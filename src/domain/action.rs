@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::{Host, Url};
 
+use super::network::is_blocked;
+use super::tenant::ActionSettings;
 use super::{present, required};
-use crate::actions::guard::is_blocked;
-use crate::db::tenants::ActionSettings;
 use crate::error::ApiError;
 
 pub const MAX_HEADERS: usize = 20;

@@ -8,6 +8,13 @@ pub const DEFAULT_LIMIT: u32 = 25;
 pub const MAX_LIMIT: u32 = 100;
 const MAX_TAG_FILTERS: usize = 10;
 
+/// Where a keyset walk stopped: the last item's sort key and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: i64,
+    pub id: String,
+}
+
 /// Decoded `name=value` pairs, checked against the names an endpoint accepts.
 #[derive(Debug, Default)]
 pub struct QueryParams {

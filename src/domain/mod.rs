@@ -4,6 +4,8 @@
 
 pub mod action;
 pub mod listing;
+pub mod network;
+pub mod scope;
 pub mod tenant;
 pub mod ticket;
 
@@ -92,3 +94,62 @@ pub fn check_length(text: &str, param: &str, max: usize) -> Result<(), ApiError>
     }
     Ok(())
 }
+
+/// Defines a closed set of lower-case names: parsing with a 400 that lists them,
+/// JSON output, and SQLite storage as text.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn from_name(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// Parses a name, or a 400 naming `param` and the accepted values.
+            pub fn parse(text: &str, param: &str) -> Result<$name, $crate::error::ApiError> {
+                $name::from_name(text).ok_or_else(|| {
+                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    $crate::error::ApiError::invalid(
+                        param,
+                        format!("{param} must be one of: {}", names.join(", ")),
+                    )
+                })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::from_name(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("unknown {} {text:?}", stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+pub(crate) use named_enum;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::scope::Scopes;
 use super::{line, nullable, present, required};
-use crate::auth::Scopes;
 use crate::clock::parse_duration;
 use crate::error::ApiError;
 
@@ -81,6 +81,14 @@ pub fn parse_origins(raw: &[String], param: &str) -> Result<Vec<String>, ApiErro
         }
     }
     Ok(origins)
+}
+
+/// What running an action needs to know about its tenant.
+#[derive(Debug, Clone)]
+pub struct ActionSettings {
+    pub action_base_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub signing_secret: String,
 }
 
 /// A new tenant, parsed.

@@ -8,6 +8,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
 use serde::{Deserialize, Serialize};
 
+use super::extract::{parse_json, path_param, read_json, require_json_content_type};
 use super::{ADMIN, json, resource};
 use crate::accounts;
 use crate::crypto::{constant_time_eq, sha256};
@@ -16,8 +17,7 @@ use crate::domain::tenant::{
     DEFAULT_GRACE, NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
 };
 use crate::error::ApiError;
-use crate::extract::{parse_json, path_param, read_json, require_json_content_type};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn scope() -> Scope {
     web::scope(ADMIN)

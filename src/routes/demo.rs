@@ -1,59 +1,19 @@
 //! The demo's own hook receiver, mounted only by `threada demo`: it records what
 //! actions send to `/demo/hooks/...`, and `GET /demo/hooks` lists it.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
-
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use serde_json::json;
 
+use super::middleware::catch_panic;
 use super::{json, resource};
 use crate::clock::Timestamp;
+use crate::demo::ReceivedHook;
 use crate::error::ApiError;
-use crate::middleware::catch_panic;
-use crate::startup::AppState;
+use crate::state::AppState;
 
-const KEPT: usize = 100;
 const MAX_BODY_BYTES: usize = 65_536;
-
-/// One request the receiver saw.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReceivedHook {
-    pub method: String,
-    pub path: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-    pub received_at: Timestamp,
-}
-
-/// The last 100 requests, newest last.
-#[derive(Debug, Default)]
-pub struct DemoHooks {
-    received: Mutex<VecDeque<ReceivedHook>>,
-}
-
-impl DemoHooks {
-    fn record(&self, hook: ReceivedHook) {
-        let mut received = match self.received.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if received.len() == KEPT {
-            received.pop_front();
-        }
-        received.push_back(hook);
-    }
-
-    pub fn list(&self) -> Vec<ReceivedHook> {
-        match self.received.lock() {
-            Ok(guard) => guard.iter().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
-        }
-    }
-}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/demo/hooks", "GET").route(web::get().to(list)))

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::json;
 use crate::db::DbError;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> Result<HttpResponse, ApiError> {

@@ -3,15 +3,17 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::ticket_children;
-use crate::auth::{Credentials, Scope, write_as};
+use super::access::write_as;
+use super::extract::{path_param, read_keyed};
+use super::{respond, ticket_children};
+use crate::auth::Credentials;
 use crate::db;
+use crate::domain::scope::Scope;
 use crate::domain::ticket::{NewMessage, NewMessageBody};
 use crate::error::ApiError;
-use crate::extract::path_param;
 use crate::idempotency;
-use crate::startup::AppState;
-use crate::tickets::{MessageEnvelope, add_message};
+use crate::state::AppState;
+use crate::tickets::{self, MessageEnvelope};
 
 /// `GET /tickets/{ticket_id}/messages`: oldest first, paginated.
 pub async fn list(
@@ -38,33 +40,23 @@ pub async fn create(
     credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let input = idempotency::read_keyed::<NewMessageBody>(
-        &req,
-        payload,
-        state.config.server.max_body_bytes,
-    )
-    .await
-    .and_then(|(body, guard)| Ok((NewMessage::try_from(body)?, guard)));
+    let input = read_keyed::<NewMessageBody>(&req, payload, state.config.server.max_body_bytes)
+        .await
+        .and_then(|(body, key)| Ok((NewMessage::try_from(body)?, key)));
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let outcome = write_as(
         &state,
         &req,
         credentials,
         &[Scope::Write],
-        move |conn, caller, _| {
-            let (new, guard) = input?;
-            idempotency::run(
-                conn,
-                &caller.tenant_id,
-                guard.as_ref(),
-                StatusCode::CREATED,
-                |conn| {
-                    add_message(conn, &caller.tenant_id, &ticket_id, &new)
-                        .map(|message| MessageEnvelope { message })
-                },
-            )
+        input,
+        move |cx, (new, key)| {
+            idempotency::run(cx.conn, cx.tenant_id(), key.as_ref(), 201, |conn| {
+                tickets::add_message(conn, cx.tenant_id(), &ticket_id, &new)
+                    .map(|message| MessageEnvelope { message })
+            })
         },
     )
     .await?;
-    idempotency::respond(outcome, StatusCode::CREATED)
+    respond(outcome, StatusCode::CREATED)
 }

@@ -1,11 +1,14 @@
 //! The HTTP surface: one file per resource. Each handler reads the same way:
-//! authenticate → check scope → parse → database → response.
+//! extract → parse → one call as the caller (`access`) → response.
 
+pub mod access;
 pub mod actions;
 pub mod admin;
 pub mod demo;
+pub mod extract;
 pub mod health;
 pub mod messages;
+pub mod middleware;
 pub mod openapi;
 pub mod tickets;
 
@@ -19,14 +22,15 @@ use serde::Serialize;
 use actix_web::HttpRequest;
 use rusqlite::Connection;
 
-use crate::auth::{Credentials, Needs, read_as};
+use crate::auth::{Credentials, Needs};
 use crate::db::DbError;
-use crate::domain::listing::{Page, QueryParams};
+use crate::domain::listing::{Cursor, Page, QueryParams};
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::path_param;
-use crate::middleware::catch_panic;
-use crate::pagination::Cursor;
-use crate::startup::AppState;
+use crate::idempotency::{Outcome, REPLAYED_HEADER};
+use crate::state::AppState;
+use access::read_as;
+use extract::path_param;
+use middleware::catch_panic;
 
 /// The admin API's base path.
 pub const ADMIN: &str = "/api/v1/admin";
@@ -192,39 +196,32 @@ pub async fn ticket_children<T: Serialize + Send + 'static>(
     let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
         .and_then(|p| Page::parse(&p));
     let ticket_id = path_param(&req, "ticket_id").to_string();
-    let list = read_as(
-        &state,
-        &req,
-        credentials,
-        needs,
-        move |conn, caller, state| {
-            let page = page?;
-            let binding = format!("{kind}|{}|{ticket_id}", caller.tenant_id);
-            let after = page
-                .token
-                .as_deref()
-                .map(|token| state.tokens.open(&binding, token))
-                .transpose()?;
-            if !crate::db::tickets::exists(conn, &caller.tenant_id, &ticket_id)? {
-                return Err(ApiError::not_found("ticket_id", "ticket"));
-            }
-            let (items, more) = list(
-                conn,
-                &caller.tenant_id,
-                &ticket_id,
-                after.as_ref(),
-                page.limit,
-            )?;
-            let next_page_token = match items.last() {
-                Some(last) if more => Some(state.tokens.issue(&binding, &cursor_after(last))),
-                _ => None,
-            };
-            Ok(ListPage {
-                items,
-                next_page_token,
-            })
-        },
-    )
+    let list = read_as(&state, &req, credentials, needs, page, move |cx, page| {
+        let binding = format!("{kind}|{}|{ticket_id}", cx.tenant_id());
+        let after = page
+            .token
+            .as_deref()
+            .map(|token| cx.state.tokens.open(&binding, token))
+            .transpose()?;
+        if !crate::db::tickets::exists(cx.conn, cx.tenant_id(), &ticket_id)? {
+            return Err(ApiError::not_found("ticket_id", "ticket"));
+        }
+        let (items, more) = list(
+            cx.conn,
+            cx.tenant_id(),
+            &ticket_id,
+            after.as_ref(),
+            page.limit,
+        )?;
+        let next_page_token = match items.last() {
+            Some(last) if more => Some(cx.state.tokens.issue(&binding, &cursor_after(last))),
+            _ => None,
+        };
+        Ok(ListPage {
+            items,
+            next_page_token,
+        })
+    })
     .await?;
     json(StatusCode::OK, &list)
 }
@@ -235,4 +232,27 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<HttpResponse,
     Ok(HttpResponse::build(status)
         .content_type("application/json")
         .body(body))
+}
+
+/// The response for a POST's outcome: fresh, or stored (and maybe replayed, marked
+/// `Idempotent-Replayed: true`).
+pub fn respond<T: Serialize>(
+    outcome: Outcome<T>,
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    match outcome {
+        Outcome::Fresh(value) => json(status, &value),
+        Outcome::Stored {
+            status,
+            body,
+            replayed,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = HttpResponse::build(status);
+            if replayed {
+                response.insert_header((REPLAYED_HEADER, "true"));
+            }
+            Ok(response.content_type("application/json").body(body))
+        }
+    }
 }

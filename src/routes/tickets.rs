@@ -3,16 +3,18 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{PageWriter, json};
-use crate::auth::{Credentials, Scope, read_as, write_as};
+use super::access::{read_as, write_as};
+use super::extract::{path_param, read_json, read_keyed};
+use super::{PageWriter, json, respond};
+use crate::auth::Credentials;
 use crate::db;
 use crate::domain::listing::TicketQuery;
+use crate::domain::scope::Scope;
 use crate::domain::ticket::{NewTicket, NewTicketBody, TicketPatch, TicketPatchBody};
 use crate::error::ApiError;
-use crate::extract::{path_param, read_json};
 use crate::idempotency;
-use crate::startup::AppState;
-use crate::tickets::{TicketEnvelope, create_ticket, update_ticket};
+use crate::state::AppState;
+use crate::tickets::{self, TicketEnvelope};
 
 /// `GET /tickets`: one keyset page of the tenant's tickets, written to JSON straight
 /// from the result rows.
@@ -21,33 +23,32 @@ pub async fn list(
     req: HttpRequest,
     credentials: Credentials,
 ) -> Result<HttpResponse, ApiError> {
-    // Parsed here, reported after authentication.
     let query = TicketQuery::parse(req.query_string());
     let body = read_as(
         &state,
         &req,
         credentials,
         &[Scope::Read],
-        move |conn, caller, state| {
-            let query = query?;
-            let binding = format!("tickets|{}|{}", caller.tenant_id, query.binding());
+        query,
+        |cx, query| {
+            let binding = format!("tickets|{}|{}", cx.tenant_id(), query.binding());
             let after = query
                 .page
                 .token
                 .as_deref()
-                .map(|token| state.tokens.open(&binding, token))
+                .map(|token| cx.state.tokens.open(&binding, token))
                 .transpose()?;
             let mut page = PageWriter::new();
             let next = db::tickets::list_each(
-                conn,
-                &caller.tenant_id,
+                cx.conn,
+                cx.tenant_id(),
                 &query.filter,
                 query.sort,
                 after.as_ref(),
                 query.page.limit,
                 |row| page.push(row),
             )?;
-            page.finish(next.map(|cursor| state.tokens.issue(&binding, &cursor)))
+            page.finish(next.map(|cursor| cx.state.tokens.issue(&binding, &cursor)))
         },
     )
     .await?;
@@ -63,31 +64,24 @@ pub async fn create(
     credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let input =
-        idempotency::read_keyed::<NewTicketBody>(&req, payload, state.config.server.max_body_bytes)
-            .await
-            .and_then(|(body, guard)| Ok((NewTicket::try_from(body)?, guard)));
+    let input = read_keyed::<NewTicketBody>(&req, payload, state.config.server.max_body_bytes)
+        .await
+        .and_then(|(body, key)| Ok((NewTicket::try_from(body)?, key)));
     let outcome = write_as(
         &state,
         &req,
         credentials,
         &[Scope::Write],
-        move |conn, caller, _| {
-            let (new, guard) = input?;
-            idempotency::run(
-                conn,
-                &caller.tenant_id,
-                guard.as_ref(),
-                StatusCode::CREATED,
-                |conn| {
-                    create_ticket(conn, &caller.tenant_id, &new)
-                        .map(|ticket| TicketEnvelope { ticket })
-                },
-            )
+        input,
+        |cx, (new, key)| {
+            idempotency::run(cx.conn, cx.tenant_id(), key.as_ref(), 201, |conn| {
+                tickets::create_ticket(conn, cx.tenant_id(), &new)
+                    .map(|ticket| TicketEnvelope { ticket })
+            })
         },
     )
     .await?;
-    idempotency::respond(outcome, StatusCode::CREATED)
+    respond(outcome, StatusCode::CREATED)
 }
 
 /// `GET /tickets/{ticket_id}`: the ticket, its contact and first 100 messages.
@@ -102,10 +96,8 @@ pub async fn get(
         &req,
         credentials,
         &[Scope::Read],
-        move |conn, caller, _| {
-            db::tickets::view(conn, &caller.tenant_id, &ticket_id)?
-                .ok_or_else(|| ApiError::not_found("ticket_id", "ticket"))
-        },
+        Ok(()),
+        move |cx, ()| tickets::view(cx.conn, cx.tenant_id(), &ticket_id),
     )
     .await?;
     json(StatusCode::OK, &TicketEnvelope { ticket })
@@ -118,21 +110,20 @@ pub async fn update(
     credentials: Credentials,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body =
+    let patch =
         read_json::<TicketPatchBody>(&req, payload, state.config.server.max_body_bytes, false)
-            .await;
-    let patch = body.and_then(|b| TicketPatch::try_from(b.value));
+            .await
+            .and_then(|body| TicketPatch::try_from(body.value));
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let ticket = write_as(
         &state,
         &req,
         credentials,
         &[Scope::Write],
-        move |conn, caller, _| {
-            let patch = patch?;
-            update_ticket(conn, &caller.tenant_id, &ticket_id, &patch)?;
-            db::tickets::view(conn, &caller.tenant_id, &ticket_id)?
-                .ok_or_else(|| ApiError::not_found("ticket_id", "ticket"))
+        patch,
+        move |cx, patch| {
+            tickets::update_ticket(cx.conn, cx.tenant_id(), &ticket_id, &patch)?;
+            tickets::view(cx.conn, cx.tenant_id(), &ticket_id)
         },
     )
     .await?;

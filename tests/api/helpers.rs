@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use threada::auth::Scopes;
+use threada::domain::scope::Scopes;
 use threada::config::Config;
 use threada::domain::tenant::{NewKey, NewTenant};
 use threada::startup::{Application, Mode};

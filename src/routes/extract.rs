@@ -1,5 +1,5 @@
 //! Reading requests: JSON bodies (content type, size, syntax, types, unknown fields,
-//! each error with its `param`) and path segments.
+//! each error with its `param`), `Idempotency-Key`, and path segments.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
 use crate::error::{ApiError, ErrorKind};
+use crate::idempotency::{HEADER, Idempotency, MAX_KEY_CHARS};
 
 /// Longest serde message echoed back (they can quote the offending value).
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -183,6 +184,39 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     let param = param.join(".");
     let message = format!("{param}: {}", clip(&text, MAX_MESSAGE_CHARS));
     ApiError::invalid(param, message)
+}
+
+/// The `Idempotency-Key` header, checked: 1–255 visible ASCII characters.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    let valid =
+        !key.is_empty() && key.len() <= MAX_KEY_CHARS && key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(ApiError::invalid(
+            HEADER,
+            format!("{HEADER} must be 1-{MAX_KEY_CHARS} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// Reads a POST's JSON body and its optional `Idempotency-Key`, bound to the method,
+/// path and canonical body.
+pub async fn read_keyed<B: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(B, Option<Idempotency>), ApiError> {
+    let key = idempotency_key(req)?;
+    let body = read_json::<B>(req, payload, limit, key.is_some()).await?;
+    let key = key.map(|key| {
+        let canonical = body.canonical.as_deref().unwrap_or_default();
+        Idempotency::new(key, req.method().as_str(), req.path(), canonical)
+    });
+    Ok((body.value, key))
 }
 
 /// A path segment such as `{ticket_id}`.
