@@ -45,6 +45,7 @@ fn key_not_found() -> ApiError {
     ApiError::not_found("key_id", "API key")
 }
 
+/// A new tenant with a fresh signing secret.
 pub fn create_tenant(conn: &Connection, new: &NewTenant) -> Result<TenantWithSecret, ApiError> {
     let secret = new_signing_secret()?;
     let tenant = tenants::insert(conn, &crypto::new_id("ten"), new, &secret, Timestamp::now())?;
@@ -54,10 +55,12 @@ pub fn create_tenant(conn: &Connection, new: &NewTenant) -> Result<TenantWithSec
     })
 }
 
+/// The tenant, or 404.
 pub fn get_tenant(conn: &Connection, tenant_id: &str) -> Result<Tenant, ApiError> {
     tenants::get(conn, tenant_id)?.ok_or_else(tenant_not_found)
 }
 
+/// Applies a patch to a tenant; 404 when it does not exist.
 pub fn update_tenant(
     conn: &Connection,
     tenant_id: &str,
@@ -66,6 +69,7 @@ pub fn update_tenant(
     tenants::update(conn, tenant_id, patch, Timestamp::now())?.ok_or_else(tenant_not_found)
 }
 
+/// Replaces the signing secret at once; the new one is in the answer only.
 pub fn rotate_signing_secret(
     conn: &Connection,
     tenant_id: &str,
@@ -80,6 +84,7 @@ pub fn rotate_signing_secret(
     })
 }
 
+/// A new key for an existing tenant; the secret is in the answer only.
 pub fn create_key(
     conn: &Connection,
     tenant_id: &str,
@@ -104,6 +109,7 @@ pub fn create_key(
     })
 }
 
+/// The tenant's keys, never their secrets; 404 for an unknown tenant.
 pub fn list_keys(conn: &Connection, tenant_id: &str) -> Result<Vec<ApiKey>, ApiError> {
     get_tenant(conn, tenant_id)?;
     Ok(keys::list(conn, tenant_id)?)
@@ -118,6 +124,7 @@ fn find_key(conn: &Connection, tenant_id: Option<&str>, key_id: &str) -> Result<
     key.ok_or_else(key_not_found)
 }
 
+/// Gives a key a new secret; the previous one works for `grace`. A revoked key is a 409.
 pub fn rotate_key(
     conn: &Connection,
     tenant_id: Option<&str>,
@@ -146,6 +153,7 @@ pub fn rotate_key(
     })
 }
 
+/// Revokes a key: every secret of it stops working on the next request.
 pub fn revoke_key(
     conn: &Connection,
     tenant_id: Option<&str>,

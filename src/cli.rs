@@ -27,6 +27,7 @@ use crate::startup::{Application, Mode};
     version,
     about = "Self-hosted multi-tenant support-ticket API"
 )]
+/// The whole command line.
 pub struct Cli {
     /// Config file [default: $THREADA_CONFIG, else ./threada.toml if present, else built-in defaults]
     #[arg(long, global = true, value_name = "PATH")]
@@ -38,6 +39,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server
@@ -62,6 +64,7 @@ pub enum Command {
     BulkLoad(BulkLoad),
 }
 
+/// `bulk-load` arguments.
 #[derive(Debug, Args)]
 pub struct BulkLoad {
     /// Tenant to fill
@@ -75,6 +78,7 @@ pub struct BulkLoad {
     batch: u64,
 }
 
+/// `tenant …` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant; prints its signing secret once
@@ -109,6 +113,7 @@ pub enum TenantCommand {
     RotateSigningSecret { tenant_id: String },
 }
 
+/// `key …` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create an API key; prints its secret once
@@ -129,6 +134,7 @@ pub enum KeyCommand {
     Revoke { key_id: String },
 }
 
+/// `key create` arguments.
 #[derive(Debug, Args)]
 pub struct KeyCreate {
     #[arg(long, value_name = "TENANT_ID")]

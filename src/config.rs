@@ -14,6 +14,7 @@ pub const CONFIG_ENV: &str = "THREADA_CONFIG";
 /// File used when neither `--config` nor `THREADA_CONFIG` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "threada.toml";
 
+/// The whole configuration, one struct per TOML section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -25,6 +26,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
+/// `[server]`: the listener and request limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -36,6 +38,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
 }
 
+/// `[database]`: the SQLite file and how it is opened.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
@@ -45,6 +48,7 @@ pub struct DatabaseConfig {
     pub synchronous: Synchronous,
 }
 
+/// `database.synchronous`: how commits reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
@@ -55,6 +59,7 @@ pub enum Synchronous {
 }
 
 impl Synchronous {
+    /// The value for `PRAGMA synchronous`.
     pub fn pragma_value(self) -> &'static str {
         match self {
             Synchronous::Full => "FULL",
@@ -63,6 +68,7 @@ impl Synchronous {
     }
 }
 
+/// `[admin]`: the admin API and console.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -70,6 +76,7 @@ pub struct AdminConfig {
     pub token_env: String,
 }
 
+/// `[actions]`: the outbound call pool and its limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActionsConfig {
@@ -81,6 +88,7 @@ pub struct ActionsConfig {
     pub allow_private_networks: bool,
 }
 
+/// `[rate_limit]`: the per-key token bucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -88,6 +96,7 @@ pub struct RateLimitConfig {
     pub burst: u32,
 }
 
+/// `[log]`: what is logged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {

@@ -46,6 +46,7 @@ pub struct DemoHooks {
 }
 
 impl DemoHooks {
+    /// Keeps a request, dropping the oldest past the limit.
     pub fn record(&self, hook: ReceivedHook) {
         let mut received = match self.received.lock() {
             Ok(guard) => guard,
@@ -57,6 +58,7 @@ impl DemoHooks {
         received.push_back(hook);
     }
 
+    /// What was kept, oldest first.
     pub fn list(&self) -> Vec<ReceivedHook> {
         match self.received.lock() {
             Ok(guard) => guard.iter().cloned().collect(),

@@ -31,6 +31,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The HTTP status of this kind.
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
@@ -64,6 +65,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error of `kind` with a message for the client.
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError {
             kind,
@@ -80,10 +82,12 @@ impl ApiError {
         ApiError::new(ErrorKind::InvalidRequest, message).with_param(param)
     }
 
+    /// 401.
     pub fn unauthenticated(message: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError::new(ErrorKind::AuthenticationFailed, message)
     }
 
+    /// 403.
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError::new(ErrorKind::PermissionDenied, message)
     }
@@ -93,14 +97,17 @@ impl ApiError {
         ApiError::new(ErrorKind::NotFound, format!("{what} not found")).with_param(param)
     }
 
+    /// 409: well formed, but the resource's state does not allow it.
     pub fn conflict(message: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError::new(ErrorKind::Conflict, message)
     }
 
+    /// 422.
     pub fn unprocessable(message: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError::new(ErrorKind::Unprocessable, message)
     }
 
+    /// 405 with the `Allow` header.
     pub fn method_not_allowed(allow: &'static str) -> ApiError {
         let mut error = ApiError::new(
             ErrorKind::MethodNotAllowed,
@@ -110,12 +117,14 @@ impl ApiError {
         error
     }
 
+    /// 503 with `Retry-After`.
     pub fn unavailable(message: impl Into<Cow<'static, str>>, retry_after: u64) -> ApiError {
         let mut error = ApiError::new(ErrorKind::ServiceUnavailable, message);
         error.retry_after = Some(retry_after.max(1));
         error
     }
 
+    /// 429 with `Retry-After`.
     pub fn rate_limited(retry_after: u64) -> ApiError {
         let mut error = ApiError::new(
             ErrorKind::RateLimited,
@@ -131,11 +140,13 @@ impl ApiError {
         ApiError::new(ErrorKind::Internal, "internal server error")
     }
 
+    /// Names the offending field.
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
         self.param = Some(param.into());
         self
     }
 
+    /// Adds a member to the `error` object.
     pub fn with_detail(mut self, name: &str, value: impl Into<Value>) -> ApiError {
         self.details.insert(name.to_string(), value.into());
         self

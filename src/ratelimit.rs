@@ -30,6 +30,7 @@ struct Bucket {
     updated: Instant,
 }
 
+/// Token buckets, one per key.
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,

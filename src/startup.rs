@@ -96,10 +96,12 @@ impl Application {
         self.port
     }
 
+    /// The server's shared state.
     pub fn state(&self) -> &web::Data<AppState> {
         &self.state
     }
 
+    /// A handle to stop the server.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }

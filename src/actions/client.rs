@@ -32,6 +32,7 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// The agent, built once with timeouts, no redirects, no proxy and the guarded resolver.
     pub fn new(config: &ActionsConfig, allow_private: bool) -> Outbound {
         let connect = Duration::from_millis(config.connect_timeout_ms);
         let timeout = Duration::from_millis(config.timeout_ms);

@@ -55,6 +55,7 @@ pub struct GuardedResolver {
 }
 
 impl GuardedResolver {
+    /// A resolver that refuses non-public answers unless `allow_private`.
     pub fn new(allow_private: bool) -> GuardedResolver {
         GuardedResolver {
             inner: DefaultResolver::default(),

@@ -96,6 +96,7 @@ impl ActionRunner {
         }
     }
 
+    /// The shared outbound client.
     pub fn outbound(&self) -> &Outbound {
         &self.outbound
     }

@@ -40,6 +40,7 @@ impl ActionResult {
     }
 }
 
+/// An action as stored and as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Action {
     pub action_id: String,
@@ -157,6 +158,7 @@ pub fn list(
     Ok((items, more))
 }
 
+/// Where a walk continues after `action`.
 pub fn cursor_after(action: &Action) -> Cursor {
     Cursor {
         key: 0,

@@ -9,6 +9,7 @@ use crate::clock::Timestamp;
 use crate::crypto;
 use crate::domain::ticket::ContactInput;
 
+/// A contact as stored and shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Contact {
     pub contact_id: String,

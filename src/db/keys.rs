@@ -95,6 +95,7 @@ pub fn authenticate(
         .optional()?)
 }
 
+/// Inserts a key and the digest of its first secret.
 #[allow(clippy::too_many_arguments)]
 pub fn insert(
     conn: &Connection,

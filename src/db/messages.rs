@@ -9,6 +9,7 @@ use crate::crypto;
 use crate::domain::listing::Cursor;
 use crate::domain::ticket::{Channel, Role};
 
+/// A message as stored and shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
     pub message_id: String,
@@ -122,6 +123,7 @@ pub fn list(
     Ok((items, more))
 }
 
+/// Where a walk continues after `message`.
 pub fn cursor_after(message: &Message) -> Cursor {
     Cursor {
         key: 0,

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The pool of read-only connections.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 /// What can go wrong below the HTTP layer. SQL text and paths stay in the logs.
@@ -173,6 +174,7 @@ impl Db {
         f(&conn)
     }
 
+    /// The group-commit writer, for write jobs.
     pub fn writer(&self) -> &Arc<Writer> {
         &self.writer
     }

@@ -143,6 +143,7 @@ pub fn set_signing_secret(
     Ok(changed == 1)
 }
 
+/// What an action of this tenant needs: base URL, allowed origins, signing secret.
 pub fn action_settings(
     conn: &Connection,
     tenant_id: &str,

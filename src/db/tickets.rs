@@ -226,6 +226,7 @@ impl SummaryRow<'_> {
         }
     }
 
+    /// An owned copy, tags split.
     pub fn to_owned(&self) -> TicketSummary {
         TicketSummary {
             ticket_id: self.ticket_id.to_string(),

@@ -12,10 +12,13 @@ use super::tenant::ActionSettings;
 use super::{present, required};
 use crate::error::ApiError;
 
+/// Most headers an action may set.
 pub const MAX_HEADERS: usize = 20;
+/// Longest action URL.
 pub const MAX_URL_CHARS: usize = 2048;
 const MAX_HEADER_NAME_CHARS: usize = 128;
 const MAX_HEADER_VALUE_CHARS: usize = 4096;
+/// What a credential-like header value is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
 /// Headers the caller may not set: hop-by-hop headers, and those threada sets itself.
@@ -70,6 +73,7 @@ impl Method {
     }
 }
 
+/// `POST /tickets/{id}/actions` as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
@@ -77,6 +81,7 @@ pub struct ActionBody {
     pub payload: Option<PayloadBody>,
 }
 
+/// The `payload` object as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayloadBody {

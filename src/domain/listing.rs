@@ -4,7 +4,9 @@ use crate::clock::Timestamp;
 use crate::domain::ticket::{Channel, Priority, Status, Tag};
 use crate::error::ApiError;
 
+/// Items per page when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 25;
+/// Most items a page may hold.
 pub const MAX_LIMIT: u32 = 100;
 const MAX_TAG_FILTERS: usize = 10;
 
@@ -102,6 +104,7 @@ pub enum TicketSort {
 }
 
 impl TicketSort {
+    /// The `sort` values and what they mean.
     pub const NAMES: [(&'static str, TicketSort); 4] = [
         ("-last_message_at", TicketSort::LastMessageDesc),
         ("-created_at", TicketSort::CreatedDesc),
@@ -116,6 +119,7 @@ impl TicketSort {
             .map_or("-last_message_at", |(n, _)| n)
     }
 
+    /// Whether the walk goes from newest to oldest.
     pub fn descending(self) -> bool {
         matches!(self, TicketSort::LastMessageDesc | TicketSort::CreatedDesc)
     }
@@ -139,6 +143,7 @@ pub struct TicketQuery {
     pub page: Page,
 }
 
+/// Every query parameter `GET /tickets` accepts.
 pub const TICKET_QUERY_PARAMS: &[&str] = &[
     "limit",
     "page_token",

@@ -10,9 +10,13 @@ use super::{line, nullable, present, required};
 use crate::clock::parse_duration;
 use crate::error::ApiError;
 
+/// Longest tenant name.
 pub const MAX_TENANT_NAME_CHARS: usize = 200;
+/// Longest key name.
 pub const MAX_KEY_NAME_CHARS: usize = 200;
+/// Most allowed origins a tenant may list.
 pub const MAX_ALLOWED_ORIGINS: usize = 20;
+/// How long a rotated-out secret keeps working unless told otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// A tenant's or key's display name: trimmed, 1–200 characters, one line.
@@ -66,6 +70,7 @@ fn parse_http_url(raw: &str, param: &str) -> Result<Url, ApiError> {
     Ok(url)
 }
 
+/// Parses and de-duplicates allowed origins.
 pub fn parse_origins(raw: &[String], param: &str) -> Result<Vec<String>, ApiError> {
     if raw.len() > MAX_ALLOWED_ORIGINS {
         return Err(ApiError::invalid(
@@ -99,6 +104,7 @@ pub struct NewTenant {
     pub allowed_origins: Vec<String>,
 }
 
+/// A tenant body as sent (create and patch).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantBody {
@@ -138,6 +144,7 @@ pub struct TenantPatch {
 }
 
 impl TenantPatch {
+    /// Whether the patch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.name.is_none() && self.action_base_url.is_none() && self.allowed_origins.is_none()
     }
@@ -179,6 +186,7 @@ pub struct NewKey {
     pub expires_in: Option<Duration>,
 }
 
+/// A key body as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {

@@ -5,13 +5,21 @@ use serde::{Deserialize, Serialize};
 use super::{line, named_enum, present, required, text};
 use crate::error::ApiError;
 
+/// Longest subject.
 pub const MAX_SUBJECT_CHARS: usize = 500;
+/// Longest message content.
 pub const MAX_CONTENT_CHARS: usize = 100_000;
+/// Most tags a ticket may hold.
 pub const MAX_TAGS: usize = 50;
+/// Longest tag.
 pub const MAX_TAG_CHARS: usize = 64;
+/// Longest external id (message or contact).
 pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+/// Longest contact name.
 pub const MAX_NAME_CHARS: usize = 200;
+/// Longest email address.
 pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest phone number as given.
 pub const MAX_PHONE_CHARS: usize = 32;
 
 named_enum!(
@@ -99,6 +107,7 @@ pub fn join_tags(tags: &[Tag]) -> String {
     joined
 }
 
+/// Tags from the `tickets.tags` column.
 pub fn split_tags(stored: &str) -> Vec<Tag> {
     stored
         .split(',')
@@ -123,6 +132,7 @@ pub struct ContactInput {
     pub external_id: Option<String>,
 }
 
+/// `contact` as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
@@ -264,6 +274,7 @@ pub struct InitialMessage {
     pub external_message_id: Option<String>,
 }
 
+/// `initial_message` as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitialMessageBody {
@@ -310,6 +321,7 @@ pub struct NewTicket {
     pub initial_message: InitialMessage,
 }
 
+/// `POST /tickets` as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTicketBody {
@@ -363,6 +375,7 @@ pub struct TicketPatch {
     pub remove_tags: Vec<Tag>,
 }
 
+/// `PATCH /tickets/{id}` as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketPatchBody {
@@ -426,6 +439,7 @@ pub struct NewMessage {
     pub channel: Option<Channel>,
 }
 
+/// `POST /tickets/{id}/messages` as sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessageBody {

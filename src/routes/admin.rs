@@ -4,8 +4,13 @@
 //! the environment variable named by `admin.token_env`. Without it, every admin route
 //! answers 401 and says how to turn the API on.
 
+use std::time::Duration;
+
+use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, Scope, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Scope, web};
+use rusqlite::Connection;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{parse_json, path_param, read_json, require_json_content_type};
@@ -19,6 +24,7 @@ use crate::domain::tenant::{
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Every admin route, under `/api/v1/admin`.
 pub fn scope() -> Scope {
     web::scope(ADMIN)
         .service(
@@ -53,6 +59,24 @@ pub fn scope() -> Scope {
         .service(resource("/keys/{key_id}/revoke", "POST").route(web::post().to(revoke_key)))
 }
 
+/// Proof that a request carries the admin token: handlers take it as their first
+/// extractor, so a request without it is refused before its body is read.
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Admin, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let checked = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => authorize(state, req).map(|()| Admin),
+            None => Err(ApiError::internal("the admin API has no state")),
+        };
+        std::future::ready(checked)
+    }
+}
+
 /// Checks `Authorization: Bearer <admin token>` in constant time.
 fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let Some(expected) = &state.admin_token_hash else {
@@ -82,102 +106,116 @@ struct Items<T> {
     items: Vec<T>,
 }
 
+/// Runs `work` on a pooled read connection.
+async fn read<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    state.db.read(work).await
+}
+
+/// Opens the input, then runs `work` as one writer job.
+async fn write<I, T, F>(
+    state: &AppState,
+    input: Result<I, ApiError>,
+    work: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&Connection, I) -> Result<T, ApiError> + Send + 'static,
+    I: Send + 'static,
+    T: Send + 'static,
+{
+    let input = input?;
+    state.db.writer().run(move |conn| work(conn, input)).await
+}
+
+/// A JSON body parsed into a domain value.
+async fn body<B, T>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError>
+where
+    B: DeserializeOwned,
+    T: TryFrom<B, Error = ApiError>,
+{
+    let body = read_json::<B>(req, payload, state.config.server.max_body_bytes, false).await?;
+    T::try_from(body.value)
+}
+
 async fn create_tenant(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
-    let body = read_json::<NewTenantBody>(&req, payload, state.config.server.max_body_bytes, false)
-        .await?;
-    let new = NewTenant::try_from(body.value)?;
-    let tenant = state
-        .db
-        .writer()
-        .run(move |conn| accounts::create_tenant(conn, &new))
-        .await?;
+    let new = body::<NewTenantBody, NewTenant>(&state, &req, payload).await;
+    let tenant = write(&state, new, |conn, new| accounts::create_tenant(conn, &new)).await?;
     json(StatusCode::CREATED, &tenant)
 }
 
-async fn list_tenants(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
-    let items = state.db.read(crate::db::tenants::list).await?;
+async fn list_tenants(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let items = read(&state, |conn| Ok(crate::db::tenants::list(conn)?)).await?;
     json(StatusCode::OK, &Items { items })
 }
 
 async fn get_tenant(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
     let tenant_id = path_param(&req, "tenant_id").to_string();
-    let tenant = state
-        .db
-        .read(move |conn| accounts::get_tenant(conn, &tenant_id))
-        .await?;
+    let tenant = read(&state, move |conn| accounts::get_tenant(conn, &tenant_id)).await?;
     json(StatusCode::OK, &tenant)
 }
 
 async fn update_tenant(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
-    let body = read_json::<NewTenantBody>(&req, payload, state.config.server.max_body_bytes, false)
-        .await?;
-    let patch = TenantPatch::try_from(body.value)?;
+    let patch = body::<NewTenantBody, TenantPatch>(&state, &req, payload).await;
     let tenant_id = path_param(&req, "tenant_id").to_string();
-    let tenant = state
-        .db
-        .writer()
-        .run(move |conn| accounts::update_tenant(conn, &tenant_id, &patch))
-        .await?;
+    let tenant = write(&state, patch, move |conn, patch| {
+        accounts::update_tenant(conn, &tenant_id, &patch)
+    })
+    .await?;
     json(StatusCode::OK, &tenant)
 }
 
 async fn rotate_signing_secret(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
     let tenant_id = path_param(&req, "tenant_id").to_string();
-    let tenant = state
-        .db
-        .writer()
-        .run(move |conn| accounts::rotate_signing_secret(conn, &tenant_id))
-        .await?;
+    let tenant = write(&state, Ok(()), move |conn, ()| {
+        accounts::rotate_signing_secret(conn, &tenant_id)
+    })
+    .await?;
     json(StatusCode::OK, &tenant)
 }
 
 async fn create_key(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
-    let body =
-        read_json::<NewKeyBody>(&req, payload, state.config.server.max_body_bytes, false).await?;
-    let new = NewKey::try_from(body.value)?;
+    let new = body::<NewKeyBody, NewKey>(&state, &req, payload).await;
     let tenant_id = path_param(&req, "tenant_id").to_string();
-    let key = state
-        .db
-        .writer()
-        .run(move |conn| accounts::create_key(conn, &tenant_id, &new))
-        .await?;
+    let key = write(&state, new, move |conn, new| {
+        accounts::create_key(conn, &tenant_id, &new)
+    })
+    .await?;
     json(StatusCode::CREATED, &key)
 }
 
 async fn list_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
     let tenant_id = path_param(&req, "tenant_id").to_string();
-    let items = state
-        .db
-        .read(move |conn| accounts::list_keys(conn, &tenant_id))
-        .await?;
+    let items = read(&state, move |conn| accounts::list_keys(conn, &tenant_id)).await?;
     json(StatusCode::OK, &Items { items })
 }
 
@@ -188,44 +226,44 @@ struct RotateBody {
     grace: Option<String>,
 }
 
+/// The optional rotation body: without one, the default grace applies.
+fn parse_grace_body(req: &HttpRequest, body: &[u8]) -> Result<Duration, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DEFAULT_GRACE);
+    }
+    require_json_content_type(req)?;
+    match parse_json::<RotateBody>(body, false)?.value.grace {
+        Some(grace) => parse_grace(&grace, "grace"),
+        None => Ok(DEFAULT_GRACE),
+    }
+}
+
 async fn rotate_key(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
-    // The body is optional: without one, the default grace applies.
-    let grace = if body.iter().all(u8::is_ascii_whitespace) {
-        DEFAULT_GRACE
-    } else {
-        require_json_content_type(&req)?;
-        let body = parse_json::<RotateBody>(&body, false)?;
-        match body.value.grace {
-            Some(grace) => parse_grace(&grace, "grace")?,
-            None => DEFAULT_GRACE,
-        }
-    };
+    let grace = parse_grace_body(&req, &body);
     let tenant_id = req.match_info().get("tenant_id").map(str::to_string);
     let key_id = path_param(&req, "key_id").to_string();
-    let key = state
-        .db
-        .writer()
-        .run(move |conn| accounts::rotate_key(conn, tenant_id.as_deref(), &key_id, grace))
-        .await?;
+    let key = write(&state, grace, move |conn, grace| {
+        accounts::rotate_key(conn, tenant_id.as_deref(), &key_id, grace)
+    })
+    .await?;
     json(StatusCode::OK, &key)
 }
 
 async fn revoke_key(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
     let tenant_id = req.match_info().get("tenant_id").map(str::to_string);
     let key_id = path_param(&req, "key_id").to_string();
-    let key = state
-        .db
-        .writer()
-        .run(move |conn| accounts::revoke_key(conn, tenant_id.as_deref(), &key_id))
-        .await?;
+    let key = write(&state, Ok(()), move |conn, ()| {
+        accounts::revoke_key(conn, tenant_id.as_deref(), &key_id)
+    })
+    .await?;
     json(StatusCode::OK, &key)
 }

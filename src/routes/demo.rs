@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 const MAX_BODY_BYTES: usize = 65_536;
 
+/// The demo's hook receiver routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/demo/hooks", "GET").route(web::get().to(list)))
         .service(

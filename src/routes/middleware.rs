@@ -17,6 +17,7 @@ use crate::auth::CallerInfo;
 use crate::crypto;
 use crate::error::ApiError;
 
+/// The request id header, read and echoed.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// A client's request id is kept when it is 1–128 characters of `[A-Za-z0-9._:-]`.
@@ -30,6 +31,7 @@ fn sane_request_id(value: &HeaderValue) -> Option<&str> {
     sane.then_some(id)
 }
 
+/// Request id, envelope for every error, `RateLimit-*` headers and the access log.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

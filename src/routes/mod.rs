@@ -155,6 +155,7 @@ impl PageWriter {
         PageWriter { body, empty: true }
     }
 
+    /// Appends one item.
     pub fn push<T: Serialize>(&mut self, item: &T) -> Result<(), crate::db::DbError> {
         if !self.empty {
             self.body.push(b',');
@@ -164,6 +165,7 @@ impl PageWriter {
             .map_err(|e| crate::db::DbError::Corrupt(e.to_string()))
     }
 
+    /// Closes the list and adds `next_page_token`.
     pub fn finish(mut self, next_page_token: Option<String>) -> Result<Vec<u8>, ApiError> {
         self.body.extend_from_slice(b"],\"next_page_token\":");
         serde_json::to_writer(&mut self.body, &next_page_token).map_err(ApiError::internal)?;

@@ -6,6 +6,7 @@ use actix_web::HttpResponse;
 /// The document, as kept in the repository.
 pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
 
+/// The served document.
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

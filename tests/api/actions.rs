@@ -8,10 +8,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::helpers::stub::{Answer, Stub};
 use crate::helpers::{
     ALL_SCOPES, Reply, ServerProcess, Tenant, TestApp, ticket_body, write_config,
 };
-use crate::stub::{Answer, Stub};
 
 const SEED_ACTION: &str = r#"{
     "payload": {
@@ -33,18 +33,12 @@ fn setup(adjust: impl FnOnce(&mut threada::config::Config)) -> (TestApp, Stub, T
         adjust(c);
     });
     let tenant = app.tenant_with(ALL_SCOPES, Some(&stub.origin()), &[]);
-    let ticket = app
-        .client
-        .create_ticket(&tenant.key, &ticket_body("action"));
+    let ticket = app.new_ticket(&tenant.key, &ticket_body("action"));
     (app, stub, tenant, ticket)
 }
 
 fn run(app: &TestApp, tenant: &Tenant, ticket: &str, body: &Value) -> Reply {
-    app.client.post(
-        &format!("/api/v1/public/tickets/{ticket}/actions"),
-        &tenant.key,
-        body,
-    )
+    app.run_action(&tenant.key, ticket, body)
 }
 
 fn action(url: &str) -> Value {
@@ -54,9 +48,9 @@ fn action(url: &str) -> Value {
 #[test]
 fn the_seed_action_example_works_verbatim() {
     let (app, stub, tenant, ticket) = setup(|_| {});
-    let reply = app.client.send(
+    let reply = app.send(
         "POST",
-        &format!("/api/v1/public/tickets/{ticket}/actions"),
+        &app.actions_path(&ticket),
         &[
             ("X-Api-Key", &tenant.key),
             ("Content-Type", "application/json"),
@@ -128,10 +122,7 @@ fn the_seed_action_example_works_verbatim() {
     assert_eq!(v1, expected);
 
     // The action reads back the same.
-    let got = app.client.get(
-        &format!("/api/v1/public/tickets/{ticket}/actions/{action_id}"),
-        &tenant.key,
-    );
+    let got = app.get_action(&tenant.key, &ticket, action_id);
     assert_eq!(got.status, 200);
     assert_eq!(got.json()["action"], *action);
 }
@@ -214,10 +205,7 @@ fn credentials_are_redacted_in_responses_and_storage() {
         assert_eq!(headers[name], "[redacted]", "{name}");
     }
     assert_eq!(headers["X-Source"], "threada");
-    let listed = app.client.get(
-        &format!("/api/v1/public/tickets/{ticket}/actions"),
-        &tenant.key,
-    );
+    let listed = app.list_actions(&tenant.key, &ticket, "");
     for text in [&reply.text, &listed.text] {
         for secret in secrets {
             assert!(!text.contains(secret), "{secret} leaked");
@@ -334,7 +322,7 @@ fn bad_payloads_are_400_and_nothing_is_sent_or_recorded() {
     assert_eq!(app.count("SELECT count(*) FROM actions"), 0);
     // A tenant without a base URL cannot use paths.
     let bare = app.tenant(ALL_SCOPES);
-    let theirs = app.client.create_ticket(&bare.key, &ticket_body("x"));
+    let theirs = app.new_ticket(&bare.key, &ticket_body("x"));
     run(&app, &bare, &theirs, &action("/hooks/zapier")).assert_invalid("payload.url");
     assert_eq!(app.count("SELECT count(*) FROM actions"), 0);
 }
@@ -349,7 +337,7 @@ fn absolute_urls_may_target_allowed_origins() {
         Some(&format!("{}/base", stub.origin())),
         &[&other.origin()],
     );
-    let ticket = app.client.create_ticket(&tenant.key, &ticket_body("x"));
+    let ticket = app.new_ticket(&tenant.key, &ticket_body("x"));
     let same = run(
         &app,
         &tenant,
@@ -398,7 +386,7 @@ fn private_destinations_are_refused_by_default() {
         Some(&format!("http://localhost:{port}")),
         &origin_refs,
     );
-    let ticket = app.client.create_ticket(&tenant.key, &ticket_body("x"));
+    let ticket = app.new_ticket(&tenant.key, &ticket_body("x"));
     // URLs that name a blocked address, however spelt: 400, nothing recorded.
     for url in [
         format!("http://127.0.0.1:{port}/x"),
@@ -434,27 +422,18 @@ fn workers_never_wait_on_outbound_calls() {
     stub.answer(Answer::Slow(Duration::from_secs(2)));
     let slow: Vec<_> = (0..2)
         .map(|_| {
-            let client = app.client.clone();
+            let client = app.clone();
             let (key, ticket) = (tenant.key.clone(), ticket.clone());
-            std::thread::spawn(move || {
-                client.post(
-                    &format!("/api/v1/public/tickets/{ticket}/actions"),
-                    &key,
-                    &action("/slow"),
-                )
-            })
+            std::thread::spawn(move || client.run_action(&key, &ticket, &action("/slow")))
         })
         .collect();
     while stub.received().len() < 2 {
         std::thread::sleep(Duration::from_millis(10));
     }
     let started = Instant::now();
-    assert_eq!(app.client.send("GET", "/healthz", &[], None).status, 200);
-    assert_eq!(
-        app.client.get("/api/v1/public/tickets", &tenant.key).status,
-        200
-    );
-    assert_eq!(app.client.ticket(&tenant.key, &ticket).status, 200);
+    assert_eq!(app.send("GET", "/healthz", &[], None).status, 200);
+    assert_eq!(app.list_tickets(&tenant.key, "").status, 200);
+    assert_eq!(app.get_ticket(&tenant.key, &ticket).status, 200);
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "{:?}",
@@ -477,15 +456,9 @@ fn a_full_pool_answers_503_and_records_nothing() {
     stub.answer(Answer::Slow(Duration::from_millis(1500)));
     let busy: Vec<_> = (0..2)
         .map(|_| {
-            let client = app.client.clone();
+            let client = app.clone();
             let (key, ticket) = (tenant.key.clone(), ticket.clone());
-            std::thread::spawn(move || {
-                client.post(
-                    &format!("/api/v1/public/tickets/{ticket}/actions"),
-                    &key,
-                    &action("/slow"),
-                )
-            })
+            std::thread::spawn(move || client.run_action(&key, &ticket, &action("/slow")))
         })
         .collect();
     while app.count("SELECT count(*) FROM actions") < 2 {
@@ -506,19 +479,14 @@ fn a_full_pool_answers_503_and_records_nothing() {
 #[test]
 fn an_idempotent_retry_does_not_call_the_hook_again() {
     let (app, stub, tenant, ticket) = setup(|_| {});
-    let path = format!("/api/v1/public/tickets/{ticket}/actions");
-    let first = app
-        .client
-        .post_with_key(&path, &tenant.key, "act-1", &action("/once"));
-    let second = app
-        .client
-        .post_with_key(&path, &tenant.key, "act-1", &action("/once"));
+    let path = app.actions_path(&ticket);
+    let first = app.post_keyed(&path, &tenant.key, "act-1", &action("/once"));
+    let second = app.post_keyed(&path, &tenant.key, "act-1", &action("/once"));
     assert_eq!((first.status, second.status), (201, 201));
     assert_eq!(first.text, second.text);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert_eq!(stub.received().len(), 1);
-    app.client
-        .post_with_key(&path, &tenant.key, "act-1", &action("/other"))
+    app.post_keyed(&path, &tenant.key, "act-1", &action("/other"))
         .assert_error(422, "unprocessable");
     assert_eq!(app.count("SELECT count(*) FROM actions"), 1);
 }
@@ -527,22 +495,18 @@ fn an_idempotent_retry_does_not_call_the_hook_again() {
 fn a_retry_while_the_first_call_runs_is_a_conflict() {
     let (app, stub, tenant, ticket) = setup(|_| {});
     stub.answer(Answer::Slow(Duration::from_millis(1000)));
-    let path = format!("/api/v1/public/tickets/{ticket}/actions");
-    let client = app.client.clone();
+    let path = app.actions_path(&ticket);
+    let client = app.clone();
     let (key, first_path) = (tenant.key.clone(), path.clone());
-    let first = std::thread::spawn(move || {
-        client.post_with_key(&first_path, &key, "act-2", &action("/slow"))
-    });
+    let first =
+        std::thread::spawn(move || client.post_keyed(&first_path, &key, "act-2", &action("/slow")));
     while stub.received().is_empty() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    app.client
-        .post_with_key(&path, &tenant.key, "act-2", &action("/slow"))
+    app.post_keyed(&path, &tenant.key, "act-2", &action("/slow"))
         .assert_error(409, "conflict");
     assert_eq!(first.join().unwrap().status, 201);
-    let replay = app
-        .client
-        .post_with_key(&path, &tenant.key, "act-2", &action("/slow"));
+    let replay = app.post_keyed(&path, &tenant.key, "act-2", &action("/slow"));
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(stub.received().len(), 1);
 }
@@ -559,25 +523,13 @@ fn actions_list_newest_first_with_pages() {
                 .to_string()
         })
         .collect();
-    let mut walked = Vec::new();
-    let mut path = format!("/api/v1/public/tickets/{ticket}/actions?limit=3");
-    loop {
-        let page = app.client.get(&path, &tenant.key).json();
-        for item in page["items"].as_array().unwrap() {
-            walked.push(item["action_id"].as_str().unwrap().to_string());
-        }
-        match page["next_page_token"].as_str() {
-            Some(token) => {
-                path = format!("/api/v1/public/tickets/{ticket}/actions?limit=3&page_token={token}")
-            }
-            None => break,
-        }
-    }
+    let walked: Vec<String> = app
+        .walk(&tenant.key, &app.actions_path(&ticket), "limit=3")
+        .iter()
+        .map(|item| item["action_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(walked, ids.iter().rev().cloned().collect::<Vec<_>>());
-    let missing = app.client.get(
-        &format!("/api/v1/public/tickets/{ticket}/actions/act_missing"),
-        &tenant.key,
-    );
+    let missing = app.get_action(&tenant.key, &ticket, "act_missing");
     assert_eq!(missing.assert_error(404, "not_found")["param"], "action_id");
 }
 
@@ -587,26 +539,15 @@ fn an_action_cut_by_kill_9_reads_as_interrupted_after_restart() {
     stub.answer(Answer::Slow(Duration::from_secs(5)));
     let app = TestApp::spawn_with(|c| c.actions.allow_private_networks = true);
     let tenant = app.tenant_with(ALL_SCOPES, Some(&stub.origin()), &[]);
-    let ticket = app
-        .client
-        .create_ticket(&tenant.key, &ticket_body("doomed"));
+    let ticket = app.new_ticket(&tenant.key, &ticket_body("doomed"));
     let (dir, config) = app.stop();
     let path = write_config(dir.path(), &config);
 
     let mut server = ServerProcess::start("serve", &path, dir.path(), &[]);
-    let client = server.client.clone();
+    let client = server.clone();
     let (key, t) = (tenant.key.clone(), ticket.clone());
     let pending = std::thread::spawn(move || {
-        client.send(
-            "POST",
-            &format!("/api/v1/public/tickets/{t}/actions"),
-            &[
-                ("X-Api-Key", &key),
-                ("Content-Type", "application/json"),
-                ("Idempotency-Key", "doomed-1"),
-            ],
-            Some(&action("/slow").to_string()),
-        )
+        client.post_keyed(&client.actions_path(&t), &key, "doomed-1", &action("/slow"))
     });
     while stub.received().is_empty() {
         std::thread::sleep(Duration::from_millis(10));
@@ -615,27 +556,17 @@ fn an_action_cut_by_kill_9_reads_as_interrupted_after_restart() {
     let _ = pending.join();
 
     let server = ServerProcess::start("serve", &path, dir.path(), &[]);
-    let listed = server
-        .client
-        .get(
-            &format!("/api/v1/public/tickets/{ticket}/actions"),
-            &tenant.key,
-        )
-        .json();
+    let listed = server.list_actions(&tenant.key, &ticket, "").json();
     let cut = &listed["items"][0];
     assert_eq!(cut["status"], "failed");
     assert_eq!(cut["result"]["error"]["code"], "interrupted");
     assert!(cut["completed_at"].is_string());
     // A retry with the same key replays the outcome instead of calling again.
-    let retry = server.client.send(
-        "POST",
-        &format!("/api/v1/public/tickets/{ticket}/actions"),
-        &[
-            ("X-Api-Key", &tenant.key),
-            ("Content-Type", "application/json"),
-            ("Idempotency-Key", "doomed-1"),
-        ],
-        Some(&action("/slow").to_string()),
+    let retry = server.post_keyed(
+        &server.actions_path(&ticket),
+        &tenant.key,
+        "doomed-1",
+        &action("/slow"),
     );
     assert_eq!(retry.status, 201, "{}", retry.text);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));

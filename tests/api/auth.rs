@@ -9,8 +9,7 @@ const TICKETS: &str = "/api/v1/public/tickets";
 #[test]
 fn missing_malformed_and_unknown_keys_are_401() {
     let app = TestApp::spawn();
-    app.client
-        .send("GET", TICKETS, &[], None)
+    app.send("GET", TICKETS, &[], None)
         .assert_error(401, "authentication_failed");
     for key in [
         "nope",
@@ -18,8 +17,7 @@ fn missing_malformed_and_unknown_keys_are_401() {
         "thr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "Bearer x",
     ] {
-        app.client
-            .get(TICKETS, key)
+        app.list_tickets(key, "")
             .assert_error(401, "authentication_failed");
     }
 }
@@ -28,7 +26,7 @@ fn missing_malformed_and_unknown_keys_are_401() {
 fn a_valid_key_gets_in() {
     let app = TestApp::spawn();
     let tenant = app.tenant("support.read");
-    let reply = app.client.get(TICKETS, &tenant.key);
+    let reply = app.list_tickets(&tenant.key, "");
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["items"], serde_json::json!([]));
 }
@@ -37,20 +35,18 @@ fn a_valid_key_gets_in() {
 fn a_missing_scope_is_403_naming_it() {
     let app = TestApp::spawn();
     let reader = app.tenant("support.read");
-    let reply = app.client.post(TICKETS, &reader.key, &ticket_body("x"));
+    let reply = app.create_ticket(&reader.key, &ticket_body("x"));
     let error = reply.assert_error(403, "permission_denied");
     assert!(error["message"].as_str().unwrap().contains("support.write"));
     let writer = app.key(&reader.tenant_id, "support.write");
     let error = app
-        .client
-        .get(TICKETS, &writer)
+        .list_tickets(&writer, "")
         .assert_error(403, "permission_denied");
     assert!(error["message"].as_str().unwrap().contains("support.read"));
-    let ticket = app.client.create_ticket(&writer, &ticket_body("x"));
+    let ticket = app.new_ticket(&writer, &ticket_body("x"));
     let actions = format!("{TICKETS}/{ticket}/actions");
     let body = serde_json::json!({"payload": {"type": "custom_http", "url": "/x"}});
     let error = app
-        .client
         .post(&actions, &writer, &body)
         .assert_error(403, "permission_denied");
     assert!(
@@ -60,11 +56,10 @@ fn a_missing_scope_is_403_naming_it() {
             .contains("support.actions")
     );
     // Reading actions accepts support.read or support.actions.
-    assert_eq!(app.client.get(&actions, &reader.key).status, 200);
+    assert_eq!(app.get(&actions, &reader.key).status, 200);
     let runner = app.key(&reader.tenant_id, "support.actions");
-    assert_eq!(app.client.get(&actions, &runner).status, 200);
-    app.client
-        .get(&actions, &writer)
+    assert_eq!(app.get(&actions, &runner).status, 200);
+    app.get(&actions, &writer)
         .assert_error(403, "permission_denied");
 }
 
@@ -72,12 +67,11 @@ fn a_missing_scope_is_403_naming_it() {
 fn revocation_by_the_cli_takes_effect_on_the_next_request() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
-    assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
+    assert_eq!(app.list_tickets(&tenant.key, "").status, 200);
     let revoked = app.cli().json(&["key", "revoke", &tenant.key_id]);
     assert_eq!(revoked["status"], "revoked");
     let error = app
-        .client
-        .get(TICKETS, &tenant.key)
+        .list_tickets(&tenant.key, "")
         .assert_error(401, "authentication_failed");
     assert!(
         error["message"].as_str().unwrap().contains("revoked"),
@@ -103,11 +97,10 @@ fn expired_keys_are_401() {
     ]);
     let key = created["api_key"].as_str().unwrap().to_string();
     assert!(created["expires_at"].is_string());
-    assert_eq!(app.client.get(TICKETS, &key).status, 200);
+    assert_eq!(app.list_tickets(&key, "").status, 200);
     std::thread::sleep(Duration::from_millis(1500));
     let error = app
-        .client
-        .get(TICKETS, &key)
+        .list_tickets(&key, "")
         .assert_error(401, "authentication_failed");
     assert!(error["message"].as_str().unwrap().contains("expired"));
 }
@@ -122,13 +115,12 @@ fn rotation_with_grace_keeps_the_old_secret_for_a_while() {
     assert_eq!(rotated["key_id"], tenant.key_id.as_str());
     let new_key = rotated["api_key"].as_str().unwrap();
     assert_ne!(new_key, tenant.key);
-    assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
-    assert_eq!(app.client.get(TICKETS, new_key).status, 200);
+    assert_eq!(app.list_tickets(&tenant.key, "").status, 200);
+    assert_eq!(app.list_tickets(new_key, "").status, 200);
     std::thread::sleep(Duration::from_millis(2500));
-    app.client
-        .get(TICKETS, &tenant.key)
+    app.list_tickets(&tenant.key, "")
         .assert_error(401, "authentication_failed");
-    assert_eq!(app.client.get(TICKETS, new_key).status, 200);
+    assert_eq!(app.list_tickets(new_key, "").status, 200);
 }
 
 #[test]
@@ -138,12 +130,10 @@ fn rotation_without_grace_stops_the_old_secret_at_once() {
     let rotated = app
         .cli()
         .json(&["key", "rotate", &tenant.key_id, "--grace", "0s"]);
-    app.client
-        .get(TICKETS, &tenant.key)
+    app.list_tickets(&tenant.key, "")
         .assert_error(401, "authentication_failed");
     assert_eq!(
-        app.client
-            .get(TICKETS, rotated["api_key"].as_str().unwrap())
+        app.list_tickets(rotated["api_key"].as_str().unwrap(), "")
             .status,
         200
     );
@@ -158,7 +148,7 @@ fn last_used_is_recorded() {
         0
     );
     for _ in 0..5 {
-        assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
+        assert_eq!(app.list_tickets(&tenant.key, "").status, 200);
     }
     // Recorded in the background, shortly after the first request.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -180,7 +170,7 @@ fn the_database_holds_no_key_secret_in_clear() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
     let rotated = app.cli().json(&["key", "rotate", &tenant.key_id]);
-    assert_eq!(app.client.get(TICKETS, &tenant.key).status, 200);
+    assert_eq!(app.list_tickets(&tenant.key, "").status, 200);
     let secrets = [
         tenant.key.clone(),
         rotated["api_key"].as_str().unwrap().to_string(),
@@ -209,30 +199,24 @@ fn authentication_and_scope_come_before_validation() {
     let reader = app.tenant("support.read");
     let unknown = "thr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let bad_body = serde_json::json!({"colour": "red"});
-    app.client
-        .post(TICKETS, unknown, &bad_body)
+    app.create_ticket(unknown, &bad_body)
         .assert_error(401, "authentication_failed");
-    app.client
-        .send(
-            "POST",
-            TICKETS,
-            &[("Content-Type", "text/plain")],
-            Some("x"),
-        )
+    app.send(
+        "POST",
+        TICKETS,
+        &[("Content-Type", "text/plain")],
+        Some("x"),
+    )
+    .assert_error(401, "authentication_failed");
+    app.list_tickets(unknown, "limit=0")
         .assert_error(401, "authentication_failed");
-    app.client
-        .get(&format!("{TICKETS}?limit=0"), unknown)
-        .assert_error(401, "authentication_failed");
-    app.client
-        .post(TICKETS, &reader.key, &bad_body)
+    app.create_ticket(&reader.key, &bad_body)
         .assert_error(403, "permission_denied");
     let actions = format!("{TICKETS}/tkt_x/actions");
-    app.client
-        .post(&actions, &reader.key, &bad_body)
+    app.post(&actions, &reader.key, &bad_body)
         .assert_error(403, "permission_denied");
     // With the right key, the body's problem is reported.
     let writer = app.key(&reader.tenant_id, "support.write");
-    app.client
-        .post(TICKETS, &writer, &bad_body)
+    app.create_ticket(&writer, &bad_body)
         .assert_invalid("colour");
 }

@@ -182,8 +182,7 @@ fn the_cli_works_while_the_server_runs() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
     for n in 0..20 {
-        app.client
-            .create_ticket(&tenant.key, &crate::helpers::ticket_body(&format!("t{n}")));
+        app.new_ticket(&tenant.key, &crate::helpers::ticket_body(&format!("t{n}")));
         let made = app.cli().json(&[
             "key",
             "create",
@@ -195,8 +194,7 @@ fn the_cli_works_while_the_server_runs() {
             "support.read",
         ]);
         assert_eq!(
-            app.client
-                .get("/api/v1/public/tickets", made["api_key"].as_str().unwrap())
+            app.list_tickets(made["api_key"].as_str().unwrap(), "")
                 .status,
             200
         );

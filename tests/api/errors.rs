@@ -9,26 +9,22 @@ use crate::helpers::{ALL_SCOPES, TestApp, ticket_body};
 #[test]
 fn unknown_route_is_a_404_envelope() {
     let app = TestApp::spawn();
-    let reply = app.client.send("GET", "/nope", &[], None);
+    let reply = app.send("GET", "/nope", &[], None);
     reply.assert_error(404, "not_found");
-    let reply = app.client.send("GET", "/api/v1/public/nothing", &[], None);
+    let reply = app.send("GET", "/api/v1/public/nothing", &[], None);
     reply.assert_error(404, "not_found");
 }
 
 #[test]
 fn wrong_method_is_a_405_with_allow() {
     let app = TestApp::spawn();
-    let reply = app
-        .client
-        .send("DELETE", "/api/v1/public/tickets", &[], None);
+    let reply = app.send("DELETE", "/api/v1/public/tickets", &[], None);
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, POST"));
-    let reply = app
-        .client
-        .send("PUT", "/api/v1/public/tickets/tkt_x", &[], None);
+    let reply = app.send("PUT", "/api/v1/public/tickets/tkt_x", &[], None);
     reply.assert_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, PATCH"));
-    let reply = app.client.send("POST", "/healthz", &[], None);
+    let reply = app.send("POST", "/healthz", &[], None);
     assert_eq!(reply.header("allow"), Some("GET"));
 }
 
@@ -37,7 +33,7 @@ fn json_syntax_type_and_unknown_field_errors() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
     let post = |body: &str| {
-        app.client.send(
+        app.send(
             "POST",
             "/api/v1/public/tickets",
             &[
@@ -69,18 +65,14 @@ fn json_syntax_type_and_unknown_field_errors() {
 fn query_and_path_errors() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
-    app.client
-        .get("/api/v1/public/tickets?limit=abc", &tenant.key)
+    app.get("/api/v1/public/tickets?limit=abc", &tenant.key)
         .assert_invalid("limit");
-    app.client
-        .get("/api/v1/public/tickets?unknown=1", &tenant.key)
+    app.get("/api/v1/public/tickets?unknown=1", &tenant.key)
         .assert_invalid("unknown");
-    let missing = app
-        .client
-        .get("/api/v1/public/tickets/tkt_doesnotexist", &tenant.key);
+    let missing = app.get("/api/v1/public/tickets/tkt_doesnotexist", &tenant.key);
     let error = missing.assert_error(404, "not_found");
     assert_eq!(error["param"], "ticket_id");
-    let odd = app.client.get("/api/v1/public/tickets/%00%ff", &tenant.key);
+    let odd = app.get("/api/v1/public/tickets/%00%ff", &tenant.key);
     odd.assert_error(404, "not_found");
 }
 
@@ -90,9 +82,7 @@ fn payload_too_large_is_413() {
     let tenant = app.tenant(ALL_SCOPES);
     let mut body = ticket_body("big");
     body["initial_message"]["content"] = json!("x".repeat(4000));
-    let reply = app
-        .client
-        .post("/api/v1/public/tickets", &tenant.key, &body);
+    let reply = app.create_ticket(&tenant.key, &body);
     reply.assert_error(413, "payload_too_large");
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 0);
 }
@@ -103,7 +93,7 @@ fn wrong_content_type_is_415() {
     let tenant = app.tenant(ALL_SCOPES);
     let body = ticket_body("x").to_string();
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
-        let reply = app.client.send(
+        let reply = app.send(
             "POST",
             "/api/v1/public/tickets",
             &[("X-Api-Key", &tenant.key), ("Content-Type", content_type)],
@@ -111,14 +101,14 @@ fn wrong_content_type_is_415() {
         );
         reply.assert_error(415, "unsupported_media_type");
     }
-    let reply = app.client.send(
+    let reply = app.send(
         "POST",
         "/api/v1/public/tickets",
         &[("X-Api-Key", &tenant.key)],
         Some(&body),
     );
     reply.assert_error(415, "unsupported_media_type");
-    let ok = app.client.send(
+    let ok = app.send(
         "POST",
         "/api/v1/public/tickets",
         &[
@@ -146,25 +136,25 @@ fn a_panicking_handler_is_a_500_without_details() {
             );
         },
     );
-    let reply = app.client.send("GET", "/test/panic", &[], None);
+    let reply = app.send("GET", "/test/panic", &[], None);
     let error = reply.assert_error(500, "internal");
     assert!(!reply.text.contains("secret internal detail"));
     assert!(error["request_id"].is_string());
     // The worker survived.
-    assert_eq!(app.client.send("GET", "/healthz", &[], None).status, 200);
+    assert_eq!(app.send("GET", "/healthz", &[], None).status, 200);
 }
 
 #[test]
 fn request_ids_are_echoed_when_sane() {
     let app = TestApp::spawn();
-    let reply = app.client.send(
+    let reply = app.send(
         "GET",
         "/healthz",
         &[("X-Request-Id", "abc-123.x:y_z")],
         None,
     );
     assert_eq!(reply.header("x-request-id"), Some("abc-123.x:y_z"));
-    let reply = app.client.send(
+    let reply = app.send(
         "GET",
         "/healthz",
         &[("X-Request-Id", "bad id <script>")],
@@ -172,9 +162,7 @@ fn request_ids_are_echoed_when_sane() {
     );
     let generated = reply.header("x-request-id").unwrap();
     assert!(generated.starts_with("req_"), "{generated}");
-    let error = app
-        .client
-        .send("GET", "/nope", &[("X-Request-Id", "trace-1")], None);
+    let error = app.send("GET", "/nope", &[("X-Request-Id", "trace-1")], None);
     assert_eq!(
         error.assert_error(404, "not_found")["request_id"],
         "trace-1"
@@ -184,10 +172,10 @@ fn request_ids_are_echoed_when_sane() {
 #[test]
 fn health_and_readiness() {
     let app = TestApp::spawn();
-    let health = app.client.send("GET", "/healthz", &[], None);
+    let health = app.send("GET", "/healthz", &[], None);
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
-    let ready = app.client.send("GET", "/readyz", &[], None);
+    let ready = app.send("GET", "/readyz", &[], None);
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["status"], "ready");
 }
@@ -198,17 +186,11 @@ fn a_locked_database_is_a_503_with_retry_after() {
     let tenant = app.tenant(ALL_SCOPES);
     let blocker = rusqlite::Connection::open(app.db_path()).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let reply = app.client.post(
-        "/api/v1/public/tickets",
-        &tenant.key,
-        &ticket_body("blocked"),
-    );
+    let reply = app.create_ticket(&tenant.key, &ticket_body("blocked"));
     reply.assert_error(503, "service_unavailable");
     assert_eq!(reply.header("retry-after"), Some("1"));
     blocker.execute_batch("ROLLBACK").unwrap();
-    let reply = app
-        .client
-        .post("/api/v1/public/tickets", &tenant.key, &ticket_body("after"));
+    let reply = app.create_ticket(&tenant.key, &ticket_body("after"));
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 1);
 }

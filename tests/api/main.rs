@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
-mod stub;
 
 mod actions;
 mod auth;

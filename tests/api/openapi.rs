@@ -41,9 +41,7 @@ fn registered() -> BTreeSet<(String, String)> {
 #[test]
 fn the_server_serves_the_document_from_the_repository() {
     let app = TestApp::spawn();
-    let reply = app
-        .client
-        .send("GET", "/api/v1/public/openapi.json", &[], None);
+    let reply = app.send("GET", "/api/v1/public/openapi.json", &[], None);
     assert_eq!(reply.status, 200);
     assert!(
         reply
@@ -70,9 +68,7 @@ fn every_route_answers_its_methods_and_405_for_the_others() {
             .replace("{ticket_id}", id)
             .replace("{action_id}", "act_0000000000000000000000000000");
         for method in METHODS {
-            let reply = app
-                .client
-                .send(method, &concrete, &[("X-Api-Key", &tenant.key)], None);
+            let reply = app.send(method, &concrete, &[("X-Api-Key", &tenant.key)], None);
             if allow.split(", ").any(|m| m == method) {
                 assert_ne!(reply.status, 405, "{method} {path}");
                 let no_route = reply.status == 404 && reply.text.contains("no such route");

@@ -84,7 +84,7 @@ fn the_demo_prints_commands_that_work_as_printed() {
     let action = run_printed(&commands[2]);
     assert_eq!(action["action"]["status"], "succeeded", "{action}");
     assert_eq!(action["action"]["payload"]["url"], "/hooks/zapier");
-    let hooks = server.client.send("GET", "/demo/hooks", &[], None).json();
+    let hooks = server.send("GET", "/demo/hooks", &[], None).json();
     assert_eq!(hooks["items"][0]["path"], "/hooks/zapier");
     assert_eq!(hooks["items"][0]["headers"]["x-source"], "threada");
     let first_key = printed_key(&banner);
@@ -105,25 +105,14 @@ fn the_demo_prints_commands_that_work_as_printed() {
     let key = printed_key(&banner);
     assert_ne!(key, first_key);
     assert_eq!(run_printed(&commands[2])["action"]["status"], "succeeded");
-    let old = server.client.get("/api/v1/public/tickets", &first_key);
+    let old = server.list_tickets(&first_key, "");
     assert_eq!(old.status, 401);
 }
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 fn admin(client: &crate::helpers::Client, method: &str, path: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    let text = body.map(Value::to_string);
-    client.send(
-        method,
-        &format!("/api/v1/admin{path}"),
-        &headers,
-        text.as_deref(),
-    )
+    client.admin(method, path, ADMIN_TOKEN, body)
 }
 
 #[test]
@@ -218,7 +207,7 @@ fn the_admin_api_manages_tenants_and_keys() {
     let key = key.json();
     let key_id = key["key_id"].as_str().unwrap();
     let secret = key["api_key"].as_str().unwrap();
-    assert_eq!(client.get("/api/v1/public/tickets", secret).status, 200);
+    assert_eq!(client.list_tickets(secret, "").status, 200);
     admin(
         client,
         "POST",
@@ -246,11 +235,8 @@ fn the_admin_api_manages_tenants_and_keys() {
     );
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     let new_secret = rotated.json()["api_key"].as_str().unwrap().to_string();
-    assert_eq!(client.get("/api/v1/public/tickets", secret).status, 401);
-    assert_eq!(
-        client.get("/api/v1/public/tickets", &new_secret).status,
-        200
-    );
+    assert_eq!(client.list_tickets(secret, "").status, 401);
+    assert_eq!(client.list_tickets(&new_secret, "").status, 200);
     let default_grace = admin(
         client,
         "POST",
@@ -258,10 +244,7 @@ fn the_admin_api_manages_tenants_and_keys() {
         None,
     );
     assert_eq!(default_grace.status, 200, "{}", default_grace.text);
-    assert_eq!(
-        client.get("/api/v1/public/tickets", &new_secret).status,
-        200
-    );
+    assert_eq!(client.list_tickets(&new_secret, "").status, 200);
 
     let revoked = admin(
         client,
@@ -270,10 +253,7 @@ fn the_admin_api_manages_tenants_and_keys() {
         None,
     );
     assert_eq!(revoked.json()["status"], "revoked");
-    assert_eq!(
-        client.get("/api/v1/public/tickets", &new_secret).status,
-        401
-    );
+    assert_eq!(client.list_tickets(&new_secret, "").status, 401);
     admin(
         client,
         "POST",
@@ -298,10 +278,10 @@ fn the_admin_api_manages_tenants_and_keys() {
     );
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     let secret = rotated.json()["api_key"].as_str().unwrap().to_string();
-    assert_eq!(client.get("/api/v1/public/tickets", &secret).status, 200);
+    assert_eq!(client.list_tickets(&secret, "").status, 200);
     let revoked = admin(client, "POST", &format!("/keys/{another_id}/revoke"), None);
     assert_eq!(revoked.json()["status"], "revoked");
-    assert_eq!(client.get("/api/v1/public/tickets", &secret).status, 401);
+    assert_eq!(client.list_tickets(&secret, "").status, 401);
     admin(client, "POST", "/keys/key_missing/revoke", None).assert_error(404, "not_found");
 
     // Wrong, missing, and misplaced credentials.
@@ -329,7 +309,7 @@ fn the_admin_api_manages_tenants_and_keys() {
 #[test]
 fn without_a_token_the_admin_api_is_off_and_says_why() {
     let app = TestApp::spawn_with(|c| c.admin.token_env = "THREADA_TEST_UNSET_ADMIN_TOKEN".into());
-    let reply = app.client.send(
+    let reply = app.send(
         "GET",
         "/api/v1/admin/tenants",
         &[("Authorization", "Bearer anything")],
@@ -353,7 +333,7 @@ fn rate_limits_are_per_key() {
     let tenant = app.tenant(ALL_SCOPES);
     let other = app.key(&tenant.tenant_id, "support.read");
     for remaining in (0..5).rev() {
-        let reply = app.client.get("/api/v1/public/tickets", &tenant.key);
+        let reply = app.list_tickets(&tenant.key, "");
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("ratelimit-limit"), Some("5"));
         assert_eq!(
@@ -362,28 +342,24 @@ fn rate_limits_are_per_key() {
         );
         assert!(reply.header("ratelimit-reset").is_some());
     }
-    let limited = app.client.get("/api/v1/public/tickets", &tenant.key);
+    let limited = app.list_tickets(&tenant.key, "");
     limited.assert_error(429, "rate_limited");
     let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
     // Writes count against the same bucket.
-    app.client
-        .post("/api/v1/public/tickets", &tenant.key, &ticket_body("x"))
+    app.create_ticket(&tenant.key, &ticket_body("x"))
         .assert_error(429, "rate_limited");
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 0);
     // Another key of the same tenant is not slowed down.
-    let reply = app.client.get("/api/v1/public/tickets", &other);
+    let reply = app.list_tickets(&other, "");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("ratelimit-remaining"), Some("4"));
     // Unauthenticated answers carry no rate limit headers.
-    let anonymous = app.client.send("GET", "/api/v1/public/tickets", &[], None);
+    let anonymous = app.send("GET", "/api/v1/public/tickets", &[], None);
     assert!(anonymous.header("ratelimit-limit").is_none());
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(
-        app.client.get("/api/v1/public/tickets", &tenant.key).status,
-        200
-    );
+    assert_eq!(app.list_tickets(&tenant.key, "").status, 200);
 }
 
 #[test]
@@ -394,11 +370,11 @@ fn a_backup_under_concurrent_writes_holds_every_earlier_ticket() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|_| {
-            let (client, key) = (app.client.clone(), tenant.key.clone());
+            let (client, key) = (app.clone(), tenant.key.clone());
             let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    let reply = client.post("/api/v1/public/tickets", &key, &ticket_body("backup"));
+                    let reply = client.create_ticket(&key, &ticket_body("backup"));
                     assert_eq!(reply.status, 201);
                     let id = reply.json()["ticket"]["summary"]["ticket_id"]
                         .as_str()
@@ -462,7 +438,7 @@ fn kill_9_loses_no_acknowledged_write() {
         let got = Arc::new(Mutex::new(Vec::<String>::new()));
         let writers: Vec<_> = (0..16)
             .map(|n| {
-                let (client, key, got) = (server.client.clone(), key.clone(), got.clone());
+                let (client, key, got) = (server.clone(), key.clone(), got.clone());
                 std::thread::spawn(move || {
                     let mut i = 0;
                     loop {
@@ -537,7 +513,7 @@ fn try_post(client: &crate::helpers::Client, key: &str, body: &str) -> Option<(u
 fn expired_idempotency_keys_and_secrets_are_purged() {
     let app = TestApp::spawn();
     let tenant = app.tenant(ALL_SCOPES);
-    let fresh = app.client.post_with_key(
+    let fresh = app.post_keyed(
         "/api/v1/public/tickets",
         &tenant.key,
         "fresh",

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::helpers::stub::{Answer, Stub};
 use crate::helpers::{ALL_SCOPES, Cli, ServerProcess, TestApp, binary, test_config, write_config};
-use crate::stub::{Answer, Stub};
 
 /// Runs `threada serve` with a config text; returns (exit code, stderr).
 fn serve_with(dir: &Path, config_text: &str) -> (i32, String) {
@@ -183,14 +183,12 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     ]);
     let key = key["api_key"].as_str().unwrap().to_string();
     let mut server = ServerProcess::start("serve", &path, dir.path(), &[]);
-    let ticket = server
-        .client
-        .create_ticket(&key, &crate::helpers::ticket_body("slow"));
-    let client = server.client.clone();
+    let ticket = server.new_ticket(&key, &crate::helpers::ticket_body("slow"));
+    let client = server.clone();
     let in_flight = std::thread::spawn(move || {
-        client.post(
-            &format!("/api/v1/public/tickets/{ticket}/actions"),
+        client.run_action(
             &key,
+            &ticket,
             &json!({"payload": {"type": "custom_http", "url": "/hook"}}),
         )
     });
@@ -223,17 +221,14 @@ fn the_access_log_names_the_request_never_the_secret() {
         key["key_id"].as_str().unwrap(),
     );
     let server = ServerProcess::start("serve", &path, dir.path(), &[]);
-    let reply = server.client.send(
+    let reply = server.send(
         "GET",
         "/api/v1/public/tickets?limit=5",
         &[("X-Api-Key", secret), ("X-Request-Id", "log-check-1")],
         None,
     );
     assert_eq!(reply.status, 200);
-    server.client.get(
-        "/api/v1/public/tickets",
-        "thr_wrongwrongwrongwrongwrongwrongwrongwrong",
-    );
+    server.list_tickets("thr_wrongwrongwrongwrongwrongwrongwrongwrong", "");
     std::thread::sleep(Duration::from_millis(200));
     let log = server.stderr.lock().unwrap().clone();
     let line = log

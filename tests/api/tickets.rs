@@ -93,7 +93,7 @@ fn the_seed_create_example_works_verbatim() {
       "external_message_id": "EXT_MSG_ID"
     }
   }"#;
-    let reply = app.client.send(
+    let reply = app.send(
         "POST",
         "/api/v1/public/tickets",
         &[
@@ -136,9 +136,7 @@ fn the_seed_create_example_works_verbatim() {
     assert_eq!(message["external_message_id"], "EXT_MSG_ID");
     assert_eq!(ticket["has_more_messages"], false);
     // GET answers the same shape.
-    let fetched = app
-        .client
-        .ticket(&tenant.key, summary["ticket_id"].as_str().unwrap());
+    let fetched = app.get_ticket(&tenant.key, summary["ticket_id"].as_str().unwrap());
     assert_superset(&fetched.json(), &seed, "");
 }
 
@@ -146,10 +144,9 @@ fn the_seed_create_example_works_verbatim() {
 fn the_seed_list_example_works_verbatim() {
     let (app, tenant) = setup();
     for n in 0..26 {
-        app.client
-            .create_ticket(&tenant.key, &ticket_body(&format!("Ticket {n}")));
+        app.new_ticket(&tenant.key, &ticket_body(&format!("Ticket {n}")));
     }
-    let reply = app.client.send(
+    let reply = app.send(
         "GET",
         "/api/v1/public/tickets?limit=25",
         &[("X-Api-Key", &tenant.key)],
@@ -177,15 +174,12 @@ fn the_seed_list_example_works_verbatim() {
 fn pagination_walks_every_sort_exactly() {
     let (app, tenant) = setup();
     let created: Vec<String> = (0..130)
-        .map(|n| {
-            app.client
-                .create_ticket(&tenant.key, &ticket_body(&format!("T{n}")))
-        })
+        .map(|n| app.new_ticket(&tenant.key, &ticket_body(&format!("T{n}"))))
         .collect();
     // Activity on a few old tickets moves them to the front of the default sort.
     let active = [created[3].clone(), created[70].clone(), created[10].clone()];
     for id in &active {
-        let reply = app.client.add_message(
+        let reply = app.add_message(
             &tenant.key,
             id,
             &json!({"role": "agent", "content": "On it"}),
@@ -194,11 +188,7 @@ fn pagination_walks_every_sort_exactly() {
     }
     let updated = [created[50].clone(), created[0].clone()];
     for id in &updated {
-        let reply = app.client.patch(
-            &format!("{TICKETS}/{id}"),
-            &tenant.key,
-            &json!({"priority": "high"}),
-        );
+        let reply = app.update_ticket(&tenant.key, id, &json!({"priority": "high"}));
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
 
@@ -255,15 +245,12 @@ fn pagination_walks_every_sort_exactly() {
 fn an_ascending_walk_stays_exact_while_tickets_arrive() {
     let (app, tenant) = setup();
     let created: Vec<String> = (0..130)
-        .map(|n| {
-            app.client
-                .create_ticket(&tenant.key, &ticket_body(&format!("T{n}")))
-        })
+        .map(|n| app.new_ticket(&tenant.key, &ticket_body(&format!("T{n}"))))
         .collect();
     let mut arrived = Vec::new();
     let walked = walk(&app.client, &tenant.key, "limit=25&sort=created_at", || {
         for _ in 0..2 {
-            arrived.push(app.client.create_ticket(&tenant.key, &ticket_body("late")));
+            arrived.push(app.new_ticket(&tenant.key, &ticket_body("late")));
         }
     });
     assert_eq!(walked[..130], created[..]);
@@ -275,31 +262,25 @@ fn an_ascending_walk_stays_exact_while_tickets_arrive() {
 fn page_tokens_are_bound_and_tamper_evident() {
     let (app, tenant) = setup();
     for n in 0..30 {
-        app.client
-            .create_ticket(&tenant.key, &ticket_body(&format!("T{n}")));
+        app.new_ticket(&tenant.key, &ticket_body(&format!("T{n}")));
     }
-    let page = app
-        .client
-        .get(&format!("{TICKETS}?limit=10&status=open"), &tenant.key)
-        .json();
+    let page = app.list_tickets(&tenant.key, "limit=10&status=open").json();
     let token = page["next_page_token"].as_str().unwrap().to_string();
     assert_eq!(
-        app.client
-            .get(
-                &format!("{TICKETS}?limit=10&status=open&page_token={token}"),
-                &tenant.key
-            )
-            .status,
+        app.list_tickets(
+            &tenant.key,
+            &format!("limit=10&status=open&page_token={token}")
+        )
+        .status,
         200
     );
     // The limit may change between pages; filters and sort may not.
     assert_eq!(
-        app.client
-            .get(
-                &format!("{TICKETS}?limit=20&status=open&page_token={token}"),
-                &tenant.key
-            )
-            .status,
+        app.list_tickets(
+            &tenant.key,
+            &format!("limit=20&status=open&page_token={token}")
+        )
+        .status,
         200
     );
     for query in [
@@ -308,30 +289,27 @@ fn page_tokens_are_bound_and_tamper_evident() {
         format!("status=open&sort=created_at&page_token={token}"),
         format!("status=open&tag=vip&page_token={token}"),
     ] {
-        app.client
-            .get(&format!("{TICKETS}?{query}"), &tenant.key)
+        app.list_tickets(&tenant.key, &query)
             .assert_invalid("page_token");
     }
     // Another tenant cannot use it.
     let other = app.tenant(ALL_SCOPES);
-    app.client
-        .get(
-            &format!("{TICKETS}?limit=10&status=open&page_token={token}"),
-            &other.key,
-        )
-        .assert_invalid("page_token");
+    app.list_tickets(
+        &other.key,
+        &format!("limit=10&status=open&page_token={token}"),
+    )
+    .assert_invalid("page_token");
     // Any altered character is caught.
     let mut tampered = token.clone().into_bytes();
     let middle = tampered.len() / 2;
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     for bad in [tampered.as_str(), "garbage", "AAAA", "%00"] {
-        app.client
-            .get(
-                &format!("{TICKETS}?limit=10&status=open&page_token={bad}"),
-                &tenant.key,
-            )
-            .assert_invalid("page_token");
+        app.list_tickets(
+            &tenant.key,
+            &format!("limit=10&status=open&page_token={bad}"),
+        )
+        .assert_invalid("page_token");
     }
 }
 
@@ -339,35 +317,27 @@ fn page_tokens_are_bound_and_tamper_evident() {
 fn limits_outside_1_to_100_are_refused() {
     let (app, tenant) = setup();
     for limit in ["0", "101", "-1", "abc", "1.5", ""] {
-        app.client
-            .get(&format!("{TICKETS}?limit={limit}"), &tenant.key)
+        app.list_tickets(&tenant.key, &format!("limit={limit}"))
             .assert_invalid("limit");
     }
     for limit in ["1", "100"] {
         assert_eq!(
-            app.client
-                .get(&format!("{TICKETS}?limit={limit}"), &tenant.key)
+            app.list_tickets(&tenant.key, &format!("limit={limit}"))
                 .status,
             200
         );
     }
-    app.client
-        .get(&format!("{TICKETS}?sort=subject"), &tenant.key)
+    app.list_tickets(&tenant.key, "sort=subject")
         .assert_invalid("sort");
-    app.client
-        .get(&format!("{TICKETS}?status=new"), &tenant.key)
+    app.list_tickets(&tenant.key, "status=new")
         .assert_invalid("status");
-    app.client
-        .get(&format!("{TICKETS}?channel=fax"), &tenant.key)
+    app.list_tickets(&tenant.key, "channel=fax")
         .assert_invalid("channel");
-    app.client
-        .get(&format!("{TICKETS}?priority=p1"), &tenant.key)
+    app.list_tickets(&tenant.key, "priority=p1")
         .assert_invalid("priority");
-    app.client
-        .get(&format!("{TICKETS}?tag=a%20b"), &tenant.key)
+    app.list_tickets(&tenant.key, "tag=a%20b")
         .assert_invalid("tag");
-    app.client
-        .get(&format!("{TICKETS}?updated_since=yesterday"), &tenant.key)
+    app.list_tickets(&tenant.key, "updated_since=yesterday")
         .assert_invalid("updated_since");
 }
 
@@ -379,24 +349,16 @@ fn filters_alone_and_combined() {
         body["channel"] = json!(channel);
         body["priority"] = json!(priority);
         body["tags"] = tags;
-        app.client.create_ticket(&tenant.key, &body)
+        app.new_ticket(&tenant.key, &body)
     };
     let a = make("a", "email", "low", json!(["vip", "returns"]));
     let b = make("b", "chat", "high", json!(["vip"]));
     let c = make("c", "sms", "urgent", json!(["returns"]));
     let d = make("d", "chat", "low", json!([]));
-    app.client.patch(
-        &format!("{TICKETS}/{b}"),
-        &tenant.key,
-        &json!({"status": "pending"}),
-    );
-    app.client.patch(
-        &format!("{TICKETS}/{d}"),
-        &tenant.key,
-        &json!({"status": "closed"}),
-    );
+    app.update_ticket(&tenant.key, &b, &json!({"status": "pending"}));
+    app.update_ticket(&tenant.key, &d, &json!({"status": "closed"}));
     let query = |q: &str| -> HashSet<String> {
-        let reply = app.client.get(&format!("{TICKETS}?{q}"), &tenant.key);
+        let reply = app.list_tickets(&tenant.key, q);
         assert_eq!(reply.status, 200, "{q}: {}", reply.text);
         ids(&reply.json()).into_iter().collect()
     };
@@ -434,7 +396,6 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
         change(&mut body);
         body
     };
-    let obj = |v: &mut Value| v.as_object_mut().unwrap().clone();
     let cases: Vec<(Value, &str)> = vec![
         (
             with(&|b| {
@@ -447,14 +408,6 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
         (with(&|b| b["subject"] = json!(12)), "subject"),
         (with(&|b| b["subject"] = json!(null)), "subject"),
         (with(&|b| b["subject"] = json!("two\nlines")), "subject"),
-        (
-            with(&|b| b["subject"] = json!(format!(" {} ", "x".repeat(499)))),
-            "subject",
-        ),
-        (
-            with(&|b| b["contact"]["email"] = json!(" customer@example.com")),
-            "contact.email",
-        ),
         (
             with(&|b| b["subject"] = json!(format!(" {} ", "x".repeat(499)))),
             "subject",
@@ -537,10 +490,9 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
         (with(&|b| b["status"] = json!("closed")), "status"),
     ];
     for (body, param) in cases {
-        let reply = app.client.post(TICKETS, &tenant.key, &body);
+        let reply = app.create_ticket(&tenant.key, &body);
         reply.assert_invalid(param);
     }
-    let _ = obj;
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 0);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 0);
     assert_eq!(app.count("SELECT count(*) FROM contacts"), 0);
@@ -552,7 +504,7 @@ fn every_validation_rule_names_its_field_and_writes_nothing() {
         b.as_object_mut().unwrap().remove("priority");
         b.as_object_mut().unwrap().remove("contact");
     });
-    let reply = app.client.post(TICKETS, &tenant.key, &ok);
+    let reply = app.create_ticket(&tenant.key, &ok);
     assert_eq!(reply.status, 201, "{}", reply.text);
     let summary = &reply.json()["ticket"]["summary"];
     assert_eq!(summary["priority"], "normal");
@@ -566,7 +518,7 @@ fn tags_are_normalised() {
     let (app, tenant) = setup();
     let mut body = ticket_body("tags");
     body["tags"] = json!(["VIP", "vip", "Returns", "a:b.c_d-e"]);
-    let reply = app.client.post(TICKETS, &tenant.key, &body);
+    let reply = app.create_ticket(&tenant.key, &body);
     assert_eq!(
         reply.json()["ticket"]["summary"]["tags"],
         json!(["vip", "returns", "a:b.c_d-e"])
@@ -579,31 +531,31 @@ fn contacts_are_reused_per_tenant() {
     let contact_of = |reply: crate::helpers::Reply| reply.json()["ticket"]["contact"].clone();
     let mut first = ticket_body("one");
     first["contact"] = json!({"name": "Ann", "email": "Ann@Example.com"});
-    let a = contact_of(app.client.post(TICKETS, &tenant.key, &first));
+    let a = contact_of(app.create_ticket(&tenant.key, &first));
     let mut second = ticket_body("two");
     second["contact"] = json!({"email": "ann@example.com", "phone": "+33 6 12 34 56 78"});
-    let b = contact_of(app.client.post(TICKETS, &tenant.key, &second));
+    let b = contact_of(app.create_ticket(&tenant.key, &second));
     assert_eq!(a["contact_id"], b["contact_id"]);
     assert_eq!(b["name"], "Ann");
     assert_eq!(b["phone"], "+33612345678");
     let mut third = ticket_body("three");
     third["contact"] = json!({"phone": "+33612345678"});
-    let c = contact_of(app.client.post(TICKETS, &tenant.key, &third));
+    let c = contact_of(app.create_ticket(&tenant.key, &third));
     assert_eq!(c["contact_id"], a["contact_id"]);
     // Another tenant with the same email gets its own contact.
     let other = app.tenant(ALL_SCOPES);
-    let d = contact_of(app.client.post(TICKETS, &other.key, &first));
+    let d = contact_of(app.create_ticket(&other.key, &first));
     assert_ne!(d["contact_id"], a["contact_id"]);
 }
 
 #[test]
 fn messages_move_the_ticket_and_reopen_it() {
     let (app, tenant) = setup();
-    let older = app.client.create_ticket(&tenant.key, &ticket_body("older"));
-    let newer = app.client.create_ticket(&tenant.key, &ticket_body("newer"));
-    let first = |app: &TestApp| ids(&app.client.get(TICKETS, &tenant.key).json())[0].clone();
+    let older = app.new_ticket(&tenant.key, &ticket_body("older"));
+    let newer = app.new_ticket(&tenant.key, &ticket_body("newer"));
+    let first = |app: &TestApp| ids(&app.list_tickets(&tenant.key, "").json())[0].clone();
     assert_eq!(first(&app), newer);
-    let reply = app.client.add_message(
+    let reply = app.add_message(
         &tenant.key,
         &older,
         &json!({"role": "agent", "content": "Looking into it"}),
@@ -619,47 +571,35 @@ fn messages_move_the_ticket_and_reopen_it() {
 
     // pending/resolved + customer message -> open; agent messages leave status alone.
     for status in ["pending", "resolved"] {
-        app.client.patch(
-            &format!("{TICKETS}/{older}"),
-            &tenant.key,
-            &json!({"status": status}),
-        );
-        app.client.add_message(
+        app.update_ticket(&tenant.key, &older, &json!({"status": status}));
+        app.add_message(
             &tenant.key,
             &older,
             &json!({"role": "note", "content": "internal"}),
         );
-        let view = app.client.ticket(&tenant.key, &older).json();
+        let view = app.get_ticket(&tenant.key, &older).json();
         assert_eq!(view["ticket"]["summary"]["status"], status);
-        let reply = app.client.add_message(
+        let reply = app.add_message(
             &tenant.key,
             &older,
             &json!({"role": "user", "content": "Any news?", "channel": "chat"}),
         );
         assert_eq!(reply.json()["message"]["channel"], "chat");
-        let view = app.client.ticket(&tenant.key, &older).json();
+        let view = app.get_ticket(&tenant.key, &older).json();
         assert_eq!(view["ticket"]["summary"]["status"], "open");
     }
 
     // Closed is final.
-    app.client.patch(
-        &format!("{TICKETS}/{older}"),
-        &tenant.key,
-        &json!({"status": "closed"}),
-    );
-    let reply = app.client.add_message(
+    app.update_ticket(&tenant.key, &older, &json!({"status": "closed"}));
+    let reply = app.add_message(
         &tenant.key,
         &older,
         &json!({"role": "user", "content": "Hello?"}),
     );
     reply.assert_error(409, "conflict");
-    let reply = app.client.patch(
-        &format!("{TICKETS}/{older}"),
-        &tenant.key,
-        &json!({"status": "open"}),
-    );
+    let reply = app.update_ticket(&tenant.key, &older, &json!({"status": "open"}));
     reply.assert_error(409, "conflict");
-    let view = app.client.ticket(&tenant.key, &older).json();
+    let view = app.get_ticket(&tenant.key, &older).json();
     assert_eq!(view["ticket"]["summary"]["status"], "closed");
     assert_eq!(view["ticket"]["messages"].as_array().unwrap().len(), 6);
 
@@ -678,8 +618,7 @@ fn messages_move_the_ticket_and_reopen_it() {
             "ticket_id",
         ),
     ] {
-        app.client
-            .add_message(&tenant.key, &newer, &body)
+        app.add_message(&tenant.key, &newer, &body)
             .assert_invalid(param);
     }
 }
@@ -687,13 +626,8 @@ fn messages_move_the_ticket_and_reopen_it() {
 #[test]
 fn patch_changes_fields_and_tags() {
     let (app, tenant) = setup();
-    let id = app
-        .client
-        .create_ticket(&tenant.key, &ticket_body("before"));
-    let path = format!("{TICKETS}/{id}");
-    let reply = app.client.patch(
-        &path,
-        &tenant.key,
+    let id = app.new_ticket(&tenant.key, &ticket_body("before"));
+    let reply = app.update_ticket(&tenant.key, &id,
         &json!({"subject": " after ", "priority": "urgent", "status": "pending", "add_tags": ["VIP", "returns"]}),
     );
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -702,29 +636,15 @@ fn patch_changes_fields_and_tags() {
     assert_eq!(summary["priority"], "urgent");
     assert_eq!(summary["status"], "pending");
     assert_eq!(summary["tags"], json!(["returns", "vip"]));
-    let reply = app
-        .client
-        .patch(&path, &tenant.key, &json!({"remove_tags": ["returns"]}));
+    let reply = app.update_ticket(&tenant.key, &id, &json!({"remove_tags": ["returns"]}));
     assert_eq!(reply.json()["ticket"]["summary"]["tags"], json!(["vip"]));
-    let reply = app
-        .client
-        .patch(&path, &tenant.key, &json!({"tags": ["a", "b"]}));
+    let reply = app.update_ticket(&tenant.key, &id, &json!({"tags": ["a", "b"]}));
     assert_eq!(reply.json()["ticket"]["summary"]["tags"], json!(["a", "b"]));
-    let filtered = app
-        .client
-        .get(&format!("{TICKETS}?tag=a"), &tenant.key)
-        .json();
+    let filtered = app.list_tickets(&tenant.key, "tag=a").json();
     assert_eq!(ids(&filtered), vec![id.clone()]);
-    assert!(
-        ids(&app
-            .client
-            .get(&format!("{TICKETS}?tag=vip"), &tenant.key)
-            .json())
-        .is_empty()
-    );
+    assert!(ids(&app.list_tickets(&tenant.key, "tag=vip").json()).is_empty());
 
-    app.client
-        .patch(&path, &tenant.key, &json!({}))
+    app.update_ticket(&tenant.key, &id, &json!({}))
         .assert_error(400, "invalid_request");
     for (body, param) in [
         (json!({"status": "done"}), "status"),
@@ -737,23 +657,21 @@ fn patch_changes_fields_and_tags() {
             "add_tags",
         ),
     ] {
-        app.client
-            .patch(&path, &tenant.key, &body)
+        app.update_ticket(&tenant.key, &id, &body)
             .assert_invalid(param);
     }
     // Well formed, but the ticket would hold more than 50 tags: a conflict with its state.
     let too_many = json!({"add_tags": (0..49).map(|i| format!("n{i}")).collect::<Vec<_>>()});
     let error = app
-        .client
-        .patch(&path, &tenant.key, &too_many)
+        .update_ticket(&tenant.key, &id, &too_many)
         .assert_error(409, "conflict");
     assert_eq!(error["param"], "add_tags");
-    let view = app.client.ticket(&tenant.key, &id).json();
+    let view = app.get_ticket(&tenant.key, &id).json();
     assert_eq!(view["ticket"]["summary"]["tags"], json!(["a", "b"]));
     // tags replaces, then remove_tags and add_tags apply.
-    let reply = app.client.patch(
-        &path,
+    let reply = app.update_ticket(
         &tenant.key,
+        &id,
         &json!({"tags": ["x", "y"], "remove_tags": ["y"], "add_tags": ["z"]}),
     );
     assert_eq!(reply.json()["ticket"]["summary"]["tags"], json!(["x", "z"]));
@@ -762,18 +680,18 @@ fn patch_changes_fields_and_tags() {
 #[test]
 fn external_message_ids_are_unique_per_tenant() {
     let (app, tenant) = setup();
-    let first = app.client.post(TICKETS, &tenant.key, &seed_create_body());
+    let first = app.create_ticket(&tenant.key, &seed_create_body());
     assert_eq!(first.status, 201);
     let ticket_id = first.json()["ticket"]["summary"]["ticket_id"].clone();
     let message_id = first.json()["ticket"]["messages"][0]["message_id"].clone();
-    let again = app.client.post(TICKETS, &tenant.key, &seed_create_body());
+    let again = app.create_ticket(&tenant.key, &seed_create_body());
     let error = again.assert_error(409, "conflict");
     assert_eq!(error["ticket_id"], ticket_id);
     assert_eq!(error["message_id"], message_id);
     assert_eq!(error["param"], "initial_message.external_message_id");
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 1);
-    let other_ticket = app.client.create_ticket(&tenant.key, &ticket_body("other"));
-    let reply = app.client.add_message(
+    let other_ticket = app.new_ticket(&tenant.key, &ticket_body("other"));
+    let reply = app.add_message(
         &tenant.key,
         &other_ticket,
         &json!({"role": "user", "content": "dup", "external_message_id": "EXT_MSG_ID"}),
@@ -784,9 +702,7 @@ fn external_message_ids_are_unique_per_tenant() {
     // Another tenant may use the same external id.
     let other = app.tenant(ALL_SCOPES);
     assert_eq!(
-        app.client
-            .post(TICKETS, &other.key, &seed_create_body())
-            .status,
+        app.create_ticket(&other.key, &seed_create_body()).status,
         201
     );
 }
@@ -795,9 +711,7 @@ fn external_message_ids_are_unique_per_tenant() {
 fn another_tenants_ids_answer_like_unknown_ids() {
     let (app, tenant) = setup();
     let intruder = app.tenant_with(ALL_SCOPES, Some("https://hooks.example.com"), &[]);
-    let id = app
-        .client
-        .create_ticket(&tenant.key, &ticket_body("private"));
+    let id = app.new_ticket(&tenant.key, &ticket_body("private"));
     let strip = |mut error: Value| {
         error.as_object_mut().unwrap().remove("request_id");
         error
@@ -807,48 +721,30 @@ fn another_tenants_ids_answer_like_unknown_ids() {
     let action = json!({"payload": {"type": "custom_http", "url": "/x"}});
     type Call<'a> = Box<dyn Fn(&str) -> crate::helpers::Reply + 'a>;
     let calls: Vec<(&str, Call)> = vec![
-        ("get", Box::new(|t| app.client.ticket(&intruder.key, t))),
+        ("get", Box::new(|t| app.get_ticket(&intruder.key, t))),
         (
             "patch",
-            Box::new(|t| {
-                app.client.patch(
-                    &format!("{TICKETS}/{t}"),
-                    &intruder.key,
-                    &json!({"status": "closed"}),
-                )
-            }),
+            Box::new(|t| app.update_ticket(&intruder.key, t, &json!({"status": "closed"}))),
         ),
         (
             "messages",
-            Box::new(|t| {
-                app.client
-                    .get(&format!("{TICKETS}/{t}/messages"), &intruder.key)
-            }),
+            Box::new(|t| app.list_messages(&intruder.key, t, "")),
         ),
         (
             "add message",
-            Box::new(|t| app.client.add_message(&intruder.key, t, &message)),
+            Box::new(|t| app.add_message(&intruder.key, t, &message)),
         ),
         (
             "actions",
-            Box::new(|t| {
-                app.client
-                    .get(&format!("{TICKETS}/{t}/actions"), &intruder.key)
-            }),
+            Box::new(|t| app.list_actions(&intruder.key, t, "")),
         ),
         (
             "run action",
-            Box::new(|t| {
-                app.client
-                    .post(&format!("{TICKETS}/{t}/actions"), &intruder.key, &action)
-            }),
+            Box::new(|t| app.run_action(&intruder.key, t, &action)),
         ),
         (
             "get action",
-            Box::new(|t| {
-                app.client
-                    .get(&format!("{TICKETS}/{t}/actions/act_x"), &intruder.key)
-            }),
+            Box::new(|t| app.get_action(&intruder.key, t, "act_x")),
         ),
     ];
     for (name, call) in calls {
@@ -861,9 +757,9 @@ fn another_tenants_ids_answer_like_unknown_ids() {
             "{name}"
         );
     }
-    let listed = app.client.get(TICKETS, &intruder.key).json();
+    let listed = app.list_tickets(&intruder.key, "").json();
     assert!(ids(&listed).is_empty());
-    let view = app.client.ticket(&tenant.key, &id).json();
+    let view = app.get_ticket(&tenant.key, &id).json();
     assert_eq!(view["ticket"]["summary"]["status"], "open");
     assert_eq!(view["ticket"]["messages"].as_array().unwrap().len(), 1);
     assert_eq!(app.count("SELECT count(*) FROM actions"), 0);
@@ -873,14 +769,10 @@ fn another_tenants_ids_answer_like_unknown_ids() {
 fn idempotent_replay_and_mismatch() {
     let (app, tenant) = setup();
     let body = ticket_body("once");
-    let first = app
-        .client
-        .post_with_key(TICKETS, &tenant.key, "key-1", &body);
+    let first = app.post_keyed(TICKETS, &tenant.key, "key-1", &body);
     assert_eq!(first.status, 201);
     assert!(first.header("idempotent-replayed").is_none());
-    let again = app
-        .client
-        .post_with_key(TICKETS, &tenant.key, "key-1", &body);
+    let again = app.post_keyed(TICKETS, &tenant.key, "key-1", &body);
     assert_eq!(again.status, 201);
     assert_eq!(again.text, first.text);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
@@ -889,7 +781,7 @@ fn idempotent_replay_and_mismatch() {
         "{{\"initial_message\": {}, \"tags\": [\"returns\"], \"contact\": {}, \"channel\": \"email\", \"priority\": \"normal\", \"subject\": \"once\"}}",
         body["initial_message"], body["contact"]
     );
-    let replay = app.client.send(
+    let replay = app.send(
         "POST",
         TICKETS,
         &[
@@ -902,17 +794,15 @@ fn idempotent_replay_and_mismatch() {
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 1);
 
-    let other_body = app
-        .client
-        .post_with_key(TICKETS, &tenant.key, "key-1", &ticket_body("twice"));
+    let other_body = app.post_keyed(TICKETS, &tenant.key, "key-1", &ticket_body("twice"));
     let error = other_body.assert_error(422, "unprocessable");
     assert_eq!(error["param"], "Idempotency-Key");
     let ticket = first.json()["ticket"]["summary"]["ticket_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let other_endpoint = app.client.post_with_key(
-        &format!("{TICKETS}/{ticket}/messages"),
+    let other_endpoint = app.post_keyed(
+        &app.messages_path(&ticket),
         &tenant.key,
         "key-1",
         &json!({"role": "user", "content": "hi"}),
@@ -924,30 +814,23 @@ fn idempotent_replay_and_mismatch() {
     // Requests that fail validation are not stored.
     let mut bad = ticket_body("x");
     bad["channel"] = json!("fax");
-    app.client
-        .post_with_key(TICKETS, &tenant.key, "key-2", &bad)
+    app.post_keyed(TICKETS, &tenant.key, "key-2", &bad)
         .assert_invalid("channel");
-    let good = app
-        .client
-        .post_with_key(TICKETS, &tenant.key, "key-2", &ticket_body("fresh"));
+    let good = app.post_keyed(TICKETS, &tenant.key, "key-2", &ticket_body("fresh"));
     assert_eq!(good.status, 201);
     assert!(good.header("idempotent-replayed").is_none());
 
     // Messages replay too.
-    let path = format!("{TICKETS}/{ticket}/messages");
+    let path = app.messages_path(&ticket);
     let message = json!({"role": "agent", "content": "once"});
-    let a = app
-        .client
-        .post_with_key(&path, &tenant.key, "msg-1", &message);
-    let b = app
-        .client
-        .post_with_key(&path, &tenant.key, "msg-1", &message);
+    let a = app.post_keyed(&path, &tenant.key, "msg-1", &message);
+    let b = app.post_keyed(&path, &tenant.key, "msg-1", &message);
     assert_eq!((a.status, b.status), (201, 201));
     assert_eq!(a.text, b.text);
     assert_eq!(app.count("SELECT count(*) FROM messages"), 3);
 
     for bad_key in ["", &"k".repeat(256), "with space"] {
-        let reply = app.client.send(
+        let reply = app.send(
             "POST",
             TICKETS,
             &[
@@ -961,8 +844,7 @@ fn idempotent_replay_and_mismatch() {
     }
     let longest = "k".repeat(255);
     assert_eq!(
-        app.client
-            .post_with_key(TICKETS, &tenant.key, &longest, &ticket_body("x"))
+        app.post_keyed(TICKETS, &tenant.key, &longest, &ticket_body("x"))
             .status,
         201
     );
@@ -975,12 +857,7 @@ fn concurrent_requests_with_one_key_create_one_ticket() {
     let body = ticket_body("concurrent");
     let replies: Vec<crate::helpers::Reply> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..10)
-            .map(|_| {
-                scope.spawn(|| {
-                    app.client
-                        .post_with_key(TICKETS, &tenant.key, "same", &body)
-                })
-            })
+            .map(|_| scope.spawn(|| app.post_keyed(TICKETS, &tenant.key, "same", &body)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -1003,7 +880,7 @@ fn concurrent_requests_with_one_key_create_one_ticket() {
         1
     );
     // The same key in another tenant is another ticket.
-    let theirs = app.client.post_with_key(TICKETS, &other.key, "same", &body);
+    let theirs = app.post_keyed(TICKETS, &other.key, "same", &body);
     assert_eq!(theirs.status, 201);
     assert!(theirs.header("idempotent-replayed").is_none());
     assert_eq!(app.count("SELECT count(*) FROM tickets"), 2);
@@ -1012,13 +889,11 @@ fn concurrent_requests_with_one_key_create_one_ticket() {
 #[test]
 fn a_ticket_with_105_messages() {
     let (app, tenant) = setup();
-    let id = app
-        .client
-        .create_ticket(&tenant.key, &ticket_body("chatty"));
+    let id = app.new_ticket(&tenant.key, &ticket_body("chatty"));
     let mut expected = vec!["Hello, where is my parcel?".to_string()];
     for n in 1..105 {
         let content = format!("message {n}");
-        let reply = app.client.add_message(
+        let reply = app.add_message(
             &tenant.key,
             &id,
             &json!({"role": "user", "content": content}),
@@ -1026,7 +901,7 @@ fn a_ticket_with_105_messages() {
         assert_eq!(reply.status, 201);
         expected.push(content);
     }
-    let view = app.client.ticket(&tenant.key, &id).json();
+    let view = app.get_ticket(&tenant.key, &id).json();
     let inline: Vec<&str> = view["ticket"]["messages"]
         .as_array()
         .unwrap()
@@ -1037,31 +912,16 @@ fn a_ticket_with_105_messages() {
     assert_eq!(inline, expected[..100]);
     assert_eq!(view["ticket"]["has_more_messages"], true);
 
-    let mut walked = Vec::new();
-    let mut path = format!("{TICKETS}/{id}/messages?limit=25");
-    loop {
-        let page = app.client.get(&path, &tenant.key).json();
-        for message in page["items"].as_array().unwrap() {
-            walked.push(message["content"].as_str().unwrap().to_string());
-        }
-        match page["next_page_token"].as_str() {
-            Some(token) => path = format!("{TICKETS}/{id}/messages?limit=25&page_token={token}"),
-            None => break,
-        }
-    }
+    let walked: Vec<String> = app
+        .walk(&tenant.key, &app.messages_path(&id), "limit=25")
+        .iter()
+        .map(|message| message["content"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(walked, expected);
-    let default_page = app
-        .client
-        .get(&format!("{TICKETS}/{id}/messages"), &tenant.key)
-        .json();
+    let default_page = app.list_messages(&tenant.key, &id, "").json();
     assert_eq!(default_page["items"].as_array().unwrap().len(), 25);
-    app.client
-        .get(&format!("{TICKETS}/{id}/messages?limit=0"), &tenant.key)
+    app.list_messages(&tenant.key, &id, "limit=0")
         .assert_invalid("limit");
-    app.client
-        .get(
-            &format!("{TICKETS}/{id}/messages?sort=created_at"),
-            &tenant.key,
-        )
+    app.list_messages(&tenant.key, &id, "sort=created_at")
         .assert_invalid("sort");
 }
