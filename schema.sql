@@ -1,7 +1,11 @@
--- threada schema, version 1.
+-- threada schema.
 --
--- Applied by `db::migrate` inside one transaction when `PRAGMA user_version` is 0;
--- later changes are new numbered steps (see src/db/mod.rs), never edits of this file.
+-- The file is a list of steps, each starting with a line `-- @step N: what it does`.
+-- `db::migrate` applies the steps a database lacks, in order, each inside its own
+-- transaction, and counts them in `PRAGMA user_version`. A change to the schema is a
+-- new step appended at the end; a step that has been released is never edited.
+--
+-- @step 1: the tables of the first release
 --
 -- Conventions (SPEC section 8):
 --   * every tenant-owned table has `tenant_id`, and its indexes lead with it;
@@ -140,3 +144,7 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (tenant_id, expires_at);
 CREATE INDEX idempotency_keys_by_action ON idempotency_keys (tenant_id, action_id)
     WHERE action_id IS NOT NULL;
+
+-- @step 2: tenants created by `threada demo` are marked, so that demo never touches
+-- another tenant and its private-network exception applies to its own tenant only.
+ALTER TABLE tenants ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;

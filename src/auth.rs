@@ -64,6 +64,12 @@ impl Caller {
         Err(ApiError::forbidden(message))
     }
 
+    /// Whether the key may read tickets, messages and contacts (`support.read`); a key
+    /// without it sees only what it sent of its own writes.
+    pub fn can_read(&self) -> bool {
+        self.scopes.contains(Scope::Read)
+    }
+
     /// `requested_by` of an action: `api_key:<key_id>`.
     pub fn requested_by(&self) -> String {
         format!("api_key:{}", self.key_id)

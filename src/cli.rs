@@ -197,14 +197,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     );
     let json = cli.json;
     match cli.command {
-        Command::Serve => serve(config, Mode::Serve),
-        Command::Demo => serve(config, Mode::Demo),
+        Command::Serve => serve(config, Mode::Serve, json),
+        Command::Demo => serve(config, Mode::Demo, json),
         Command::Tenant(command) => tenant(&config, command, json),
         Command::Key(command) => key(&config, command, json),
         Command::Backup { dest, force } => backup(&config, &dest, force, json),
         Command::BulkLoad(load) => bulk_load(&config, &load, json),
     }
 }
+
+/// Targets that never log below `warn`, whatever the filter says.
+const QUIET_TARGETS: &str = "ureq=warn,ureq_proto=warn,rustls=warn";
 
 fn init_logging(config: &Config, server: bool) {
     // Commands other than the server stay quiet unless RUST_LOG says otherwise.
@@ -213,14 +216,24 @@ fn init_logging(config: &Config, server: bool) {
     } else {
         "warn"
     };
-    let env = env_logger::Env::default().default_filter_or(default);
-    let _ = env_logger::Builder::from_env(env)
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    // Last, so that it wins over any level given for these targets: at debug and
+    // trace the HTTP client logs whole outbound requests, credentials included.
+    let filter = format!("{filter},{QUIET_TARGETS}");
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filter)
         .format_timestamp_millis()
         .write_style(env_logger::WriteStyle::Never)
         .try_init();
 }
 
-fn serve(config: Config, mode: Mode) -> Result<(), CliError> {
+fn serve(config: Config, mode: Mode, json: bool) -> Result<(), CliError> {
+    if mode == Mode::Demo {
+        crate::demo::check_database(&config.database.path)?;
+    }
     actix_web::rt::System::new().block_on(async move {
         let sync = db::describe_sync(config.database.synchronous);
         let app = Application::build(config, mode)?;
@@ -240,7 +253,7 @@ fn serve(config: Config, mode: Mode) -> Result<(), CliError> {
         );
         if mode == Mode::Demo {
             let demo = crate::demo::prepare(state.db.writer(), &address).await?;
-            println!("{}", demo.banner(&address));
+            print(json, &demo.summary(&address), || demo.banner(&address))?;
         }
         drop(state);
         app.run()

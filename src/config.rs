@@ -86,6 +86,10 @@ pub struct ActionsConfig {
     pub timeout_ms: u64,
     pub max_response_bytes: usize,
     pub allow_private_networks: bool,
+    /// Places (running or waiting) one tenant may hold; 0 = a quarter of threads + queue.
+    pub per_tenant: usize,
+    /// Largest `body_json` an action may send.
+    pub max_body_json_bytes: usize,
 }
 
 /// `[rate_limit]`: the per-key token bucket.
@@ -94,6 +98,10 @@ pub struct ActionsConfig {
 pub struct RateLimitConfig {
     pub requests_per_minute: u32,
     pub burst: u32,
+    /// Failed authentications per minute per client address (API keys, admin token).
+    pub unauthenticated_per_minute: u32,
+    /// Failed authentications a client address may make at once.
+    pub unauthenticated_burst: u32,
 }
 
 /// `[log]`: what is logged.
@@ -142,6 +150,8 @@ impl Default for ActionsConfig {
             timeout_ms: 10_000,
             max_response_bytes: 65_536,
             allow_private_networks: false,
+            per_tenant: 0,
+            max_body_json_bytes: 65_536,
         }
     }
 }
@@ -151,6 +161,8 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             requests_per_minute: 600,
             burst: 60,
+            unauthenticated_per_minute: 60,
+            unauthenticated_burst: 30,
         }
     }
 }
@@ -370,6 +382,28 @@ impl Config {
                 "must be at most 16777216".into(),
             );
         }
+        if self.actions.per_tenant > self.actions.threads + self.actions.queue {
+            return fail(
+                "actions.per_tenant",
+                "must be at most actions.threads + actions.queue (0 = a quarter of them)".into(),
+            );
+        }
+        if !(2..=16 * 1024 * 1024).contains(&self.actions.max_body_json_bytes) {
+            return fail(
+                "actions.max_body_json_bytes",
+                "must be between 2 and 16777216".into(),
+            );
+        }
+        if self.rate_limit.unauthenticated_per_minute == 0
+            || self.rate_limit.unauthenticated_burst == 0
+        {
+            let key = if self.rate_limit.unauthenticated_per_minute == 0 {
+                "rate_limit.unauthenticated_per_minute"
+            } else {
+                "rate_limit.unauthenticated_burst"
+            };
+            return fail(key, "must be at least 1".into());
+        }
         if self.rate_limit.requests_per_minute == 0 {
             return fail(
                 "rate_limit.requests_per_minute",
@@ -489,7 +523,7 @@ mod tests {
         let keys = Config::keys();
         assert!(keys.contains(&"server.bind".to_string()));
         assert!(keys.contains(&"actions.allow_private_networks".to_string()));
-        assert_eq!(keys.len(), 17);
+        assert_eq!(keys.len(), 21);
         assert_eq!(Config::env_var_for("server.bind"), "THREADA_SERVER_BIND");
     }
 

@@ -85,6 +85,15 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The `v1` signature of a signed request: hex HMAC-SHA256 of `"<t>.<body>"` keyed
+/// with the tenant's signing secret.
+pub fn signature_v1(secret: &str, t: i64, body: &[u8]) -> String {
+    to_hex(&hmac_sha256(
+        secret.as_bytes(),
+        &[t.to_string().as_bytes(), b".", body],
+    ))
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

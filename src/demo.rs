@@ -3,6 +3,7 @@
 //! curl examples work as printed.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::accounts;
 use crate::clock::Timestamp;
+use crate::crypto;
 use crate::db::{self, Writer};
 use crate::domain::listing::{TicketFilter, TicketSort};
 use crate::domain::scope::Scopes;
@@ -29,7 +31,8 @@ pub const KEY_NAME: &str = "demo";
 /// Requests the hook receiver keeps.
 const KEPT_HOOKS: usize = 100;
 
-/// One request the demo's hook receiver saw.
+/// One request the demo's hook receiver saw; credential-like header values are
+/// redacted as the API redacts them.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedHook {
     pub method: String,
@@ -77,6 +80,46 @@ pub struct DemoInfo {
     pub run_tag: String,
 }
 
+/// Refuses, before the server starts, a database that holds tenants `demo` did not
+/// create: demo changes its own tenant's key and base URL, and must never touch a real
+/// deployment's data.
+pub fn check_database(path: &Path) -> Result<(), String> {
+    match db::tenants::count_not_demo_in(path)? {
+        0 => Ok(()),
+        foreign => Err(format!("database {}: {}", path.display(), refusal(foreign))),
+    }
+}
+
+fn refusal(foreign: u64) -> String {
+    format!(
+        "threada demo refuses this database: it holds {foreign} tenant(s) that demo did not \
+         create; run the demo on its own file (for example THREADA_DATABASE_PATH=threada-demo.db)"
+    )
+}
+
+/// Checks a hook's `X-Threada-Signature` (`t=<unix seconds>,v1=<hex HMAC>`) against
+/// the demo tenant's signing secret, within five minutes of `now`.
+pub fn signature_is_valid(secret: &str, header: &str, body: &[u8], now: Timestamp) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    let fresh = (now.unix_seconds() - t).abs() <= 300;
+    fresh
+        && crypto::constant_time_eq(
+            crypto::signature_v1(secret, t, body).as_bytes(),
+            v1.as_bytes(),
+        )
+}
+
 /// Ensures the demo tenant, a fresh key (the previous demo key's secret is replaced:
 /// only its digest was stored) and, once, the sample tickets.
 pub async fn prepare(writer: &Writer, address: &str) -> Result<DemoInfo, ApiError> {
@@ -85,7 +128,12 @@ pub async fn prepare(writer: &Writer, address: &str) -> Result<DemoInfo, ApiErro
 }
 
 fn prepare_in(conn: &Connection, base_url: &str) -> Result<DemoInfo, ApiError> {
-    let tenant = match db::tenants::find_by_name(conn, TENANT_NAME)? {
+    // Checked again inside the transaction: a tenant created since startup counts too.
+    let foreign = db::tenants::count_not_demo(conn)?;
+    if foreign > 0 {
+        return Err(ApiError::conflict(refusal(foreign)));
+    }
+    let tenant = match db::tenants::find_demo(conn)? {
         Some(tenant) => {
             let patch = TenantPatch {
                 action_base_url: Some(Some(base_url.to_string())),
@@ -99,7 +147,9 @@ fn prepare_in(conn: &Connection, base_url: &str) -> Result<DemoInfo, ApiError> {
                 action_base_url: Some(base_url.to_string()),
                 allowed_origins: Vec::new(),
             };
-            accounts::create_tenant(conn, &new)?.tenant
+            let tenant = accounts::create_tenant(conn, &new)?.tenant;
+            db::tenants::mark_demo(conn, &tenant.tenant_id)?;
+            tenant
         }
     };
     let tenant_id = tenant.tenant_id;
@@ -136,7 +186,7 @@ fn prepare_in(conn: &Connection, base_url: &str) -> Result<DemoInfo, ApiError> {
         tenant_id,
         api_key: key.api_key,
         ticket_id: ticket.ticket_id,
-        run_tag: crate::crypto::new_id("run")[4..14].to_string(),
+        run_tag: crypto::new_id("run")[4..14].to_string(),
     })
 }
 
@@ -236,65 +286,153 @@ fn create_samples(conn: &Connection, tenant_id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The body of the create example, as printed (`{tag}` is the run's tag).
+const CREATE_BODY: &str = r#"{
+  "subject": "Where is my parcel?",
+  "priority": "normal",
+  "channel": "email",
+  "contact": {
+    "name": "Jane Customer",
+    "email": "customer@example.com"
+  },
+  "tags": ["returns"],
+  "initial_message": {
+    "role": "user",
+    "content": "Hello, my parcel was due yesterday and has not arrived.",
+    "external_message_id": "demo-{tag}"
+  }
+}"#;
+
+/// The body of the action example: the public documentation's, verbatim.
+const ACTION_BODY: &str = r#"{
+  "payload": {
+    "type": "custom_http",
+    "method": "POST",
+    "url": "/hooks/zapier",
+    "headers": {
+      "X-Source": "threada"
+    },
+    "body_json": "{\"event\":\"ticket_updated\"}"
+  }
+}"#;
+
+/// One of the public documentation's three requests, pointed at this server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub url: String,
+    /// In the order the documentation prints them.
+    #[serde(serialize_with = "as_object")]
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body, as printed.
+    #[serde(skip)]
+    pub body_text: Option<String>,
+    pub body: Option<Value>,
+}
+
+fn as_object<S: serde::Serializer>(
+    headers: &[(&'static str, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(headers.iter().map(|(name, value)| (*name, value)))
+}
+
+/// What `threada demo --json` prints: one object.
+#[derive(Debug, Serialize)]
+pub struct DemoSummary {
+    pub base_url: String,
+    pub tenant_id: String,
+    pub api_key: String,
+    pub scopes: Scopes,
+    pub ticket_id: String,
+    pub hooks_url: String,
+    pub examples: Vec<Example>,
+}
+
 impl DemoInfo {
+    /// The documentation's three requests with this run's key and ids.
+    pub fn examples(&self, address: &str) -> Vec<Example> {
+        let base = format!("http://{address}");
+        let example = |name, method, url: String, body: Option<String>| {
+            let mut headers = vec![("X-Api-Key", self.api_key.clone())];
+            if body.is_some() {
+                headers.push(("Content-Type", "application/json".to_string()));
+            }
+            Example {
+                name,
+                method,
+                url,
+                headers,
+                body: body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+                body_text: body,
+            }
+        };
+        vec![
+            example(
+                "list_tickets",
+                "GET",
+                format!("{base}/api/v1/public/tickets?limit=25"),
+                None,
+            ),
+            example(
+                "create_ticket",
+                "POST",
+                format!("{base}/api/v1/public/tickets"),
+                Some(CREATE_BODY.replace("{tag}", &self.run_tag)),
+            ),
+            example(
+                "run_action",
+                "POST",
+                format!("{base}/api/v1/public/tickets/{}/actions", self.ticket_id),
+                Some(ACTION_BODY.to_string()),
+            ),
+        ]
+    }
+
+    /// The one JSON object of `threada demo --json`.
+    pub fn summary(&self, address: &str) -> DemoSummary {
+        DemoSummary {
+            base_url: format!("http://{address}"),
+            tenant_id: self.tenant_id.clone(),
+            api_key: self.api_key.clone(),
+            scopes: Scopes::all(),
+            ticket_id: self.ticket_id.clone(),
+            hooks_url: format!("http://{address}/demo/hooks"),
+            examples: self.examples(address),
+        }
+    }
+
     /// The key and the three curl examples, ready to paste.
     pub fn banner(&self, address: &str) -> String {
         let base = format!("http://{address}");
         let key = &self.api_key;
-        format!(
-            r#"
-threada demo is running on {base}
-
-  tenant   {tenant}
-  API key  {key}
-           (support.read, support.write, support.actions; a new key is printed at every start)
-
-1. List tickets:
-
-curl -X GET "{base}/api/v1/public/tickets?limit=25" \
-  -H "X-Api-Key: {key}"
-
-2. Create a ticket:
-
-curl -X POST "{base}/api/v1/public/tickets" \
-  -H "X-Api-Key: {key}" \
-  -H "Content-Type: application/json" \
-  -d '{{
-    "subject": "Where is my parcel?",
-    "priority": "normal",
-    "channel": "email",
-    "contact": {{
-      "name": "Jane Customer",
-      "email": "customer@example.com"
-    }},
-    "tags": ["returns"],
-    "initial_message": {{
-      "role": "user",
-      "content": "Hello, my parcel was due yesterday and has not arrived.",
-      "external_message_id": "demo-{tag}"
-    }}
-  }}'
-
-3. Run an action (the demo's own receiver gets it; see GET {base}/demo/hooks):
-
-curl -X POST "{base}/api/v1/public/tickets/{ticket}/actions" \
-  -H "X-Api-Key: {key}" \
-  -H "Content-Type: application/json" \
-  -d '{{
-    "payload": {{
-      "type": "custom_http",
-      "method": "POST",
-      "url": "/hooks/zapier",
-      "headers": {{
-        "X-Source": "threada"
-      }},
-      "body_json": "{{\"event\":\"ticket_updated\"}}"
-    }}
-  }}'
-"#,
-            tenant = self.tenant_id,
-            tag = self.run_tag,
-            ticket = self.ticket_id,
-        )
+        let titles = [
+            "1. List tickets:".to_string(),
+            "2. Create a ticket:".to_string(),
+            format!(
+                "3. Run an action (the demo's own receiver gets it; to see what arrived:\n   \
+                 curl \"{base}/demo/hooks\" -H \"X-Api-Key: {key}\"):"
+            ),
+        ];
+        let mut text = format!(
+            "\nthreada demo is running on {base}\n\n  tenant   {}\n  API key  {key}\n           \
+             (support.read, support.write, support.actions; a new key is printed at every start)\n",
+            self.tenant_id
+        );
+        for (title, example) in titles.iter().zip(self.examples(address)) {
+            text.push_str(&format!(
+                "\n{title}\n\ncurl -X {} \"{}\"",
+                example.method, example.url
+            ));
+            for (name, value) in &example.headers {
+                text.push_str(&format!(" \\\n  -H \"{name}: {value}\""));
+            }
+            if let Some(body) = &example.body_text {
+                text.push_str(&format!(" \\\n  -d '{}'", body.replace('\n', "\n  ")));
+            }
+            text.push('\n');
+        }
+        text
     }
 }

@@ -124,7 +124,14 @@ impl ApiError {
         error
     }
 
-    /// 429 with `Retry-After`.
+    /// 429 with `Retry-After` and a message saying which limit was reached.
+    pub fn too_many(message: impl Into<Cow<'static, str>>, retry_after: u64) -> ApiError {
+        let mut error = ApiError::new(ErrorKind::RateLimited, message);
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// 429 with `Retry-After`: the API key's rate limit.
     pub fn rate_limited(retry_after: u64) -> ApiError {
         let mut error = ApiError::new(
             ErrorKind::RateLimited,

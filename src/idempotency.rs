@@ -9,6 +9,7 @@
 
 use rusqlite::Connection;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::clock::Timestamp;
 use crate::crypto::sha256;
@@ -87,6 +88,29 @@ pub enum Outcome<T> {
         body: Vec<u8>,
         replayed: bool,
     },
+}
+
+impl<T: Serialize + DeserializeOwned> Outcome<T> {
+    /// Applies `f` to the answer, fresh or stored (a stored body is read back, changed
+    /// and written again; the stored record itself is not touched).
+    pub fn map(self, f: impl FnOnce(T) -> T) -> Result<Outcome<T>, ApiError> {
+        match self {
+            Outcome::Fresh(value) => Ok(Outcome::Fresh(f(value))),
+            Outcome::Stored {
+                status,
+                body,
+                replayed,
+            } => {
+                let value: T = serde_json::from_slice(&body).map_err(ApiError::internal)?;
+                let body = serde_json::to_vec(&f(value)).map_err(ApiError::internal)?;
+                Ok(Outcome::Stored {
+                    status,
+                    body,
+                    replayed,
+                })
+            }
+        }
+    }
 }
 
 /// Runs `work` inside a write job under an optional idempotency key: replays an

@@ -91,6 +91,17 @@ impl RateLimiter {
         }
     }
 
+    /// Seconds until `key` has a token again, when it has none now; takes nothing.
+    pub fn exhausted(&self, key: &str) -> Option<u64> {
+        let now = Instant::now();
+        let buckets = match self.buckets.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let tokens = self.refilled(buckets.get(key)?, now);
+        (tokens < 1.0).then(|| ((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64)
+    }
+
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         (bucket.tokens + elapsed * self.per_second).min(self.burst)

@@ -54,13 +54,13 @@ impl Application {
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
         let address = config.bind_addr()?;
-        let state = web::Data::new(AppState::open(config, mode).map_err(StartupError)?);
         let listener = TcpListener::bind(address)
             .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?;
-        let port = listener
+        let local = listener
             .local_addr()
-            .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?
-            .port();
+            .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?;
+        let port = local.port();
+        let state = web::Data::new(AppState::open(config, mode, local).map_err(StartupError)?);
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             let extra = extra.clone();

@@ -1,19 +1,26 @@
 //! `AppState`: everything the handlers share, built once per server from its `Config`.
 //! No globals: tests run several servers in one process, each with its own state.
 
+use std::net::SocketAddr;
+
 use crate::actions::ActionRunner;
+use crate::actions::run::Runtime;
 use crate::config::Config;
 use crate::crypto::sha256;
 use crate::db::{self, Db, DbError};
 use crate::demo::DemoHooks;
+use crate::domain::action::ActionPolicy;
 use crate::pagination::PageTokens;
 use crate::ratelimit::RateLimiter;
+
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 /// How the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serve,
-    /// Also mounts `/demo/hooks` and lets actions reach private networks.
+    /// Also mounts `/demo/hooks`; the demo tenant may call it on a private address.
     Demo,
 }
 
@@ -22,8 +29,12 @@ pub struct AppState {
     pub config: Config,
     pub db: Db,
     pub tokens: PageTokens,
+    /// Per API key.
     pub limiter: RateLimiter,
+    /// Failed authentications, per client address.
+    pub auth_failures: RateLimiter,
     pub actions: ActionRunner,
+    pub action_policy: ActionPolicy,
     /// SHA-256 of the admin token; `None` turns the admin API off.
     pub admin_token_hash: Option<[u8; 32]>,
     /// The demo's hook receiver, in demo mode only.
@@ -31,36 +42,69 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the database and starts the writer, maintenance and action threads.
-    pub fn open(config: Config, mode: Mode) -> Result<AppState, String> {
+    /// Opens the database and starts the writer, maintenance and action threads, for
+    /// a server listening on `local` (the demo's receiver lives there).
+    pub fn open(config: Config, mode: Mode, local: SocketAddr) -> Result<AppState, String> {
+        let admin_token_hash = admin_token_hash(&config)?;
         let db = Db::open(&config.database)?;
         let secret = db
             .read_blocking(|conn| db::meta::page_token_key(conn).map_err(DbError::from))
             .map_err(|e| format!("database: {e}"))?
             .ok_or_else(|| "database: the page token key is missing".to_string())?;
-        let allow_private_networks = config.actions.allow_private_networks || mode == Mode::Demo;
+        if config.actions.allow_private_networks {
+            log::warn!(
+                "actions.allow_private_networks is on: every tenant's actions may reach \
+                 loopback, private and link-local addresses (cloud metadata included)"
+            );
+        }
+        let rates = &config.rate_limit;
         Ok(AppState {
             tokens: PageTokens::new(secret),
-            limiter: RateLimiter::new(
-                config.rate_limit.requests_per_minute,
-                config.rate_limit.burst,
+            limiter: RateLimiter::new(rates.requests_per_minute, rates.burst),
+            auth_failures: RateLimiter::new(
+                rates.unauthenticated_per_minute,
+                rates.unauthenticated_burst,
             ),
-            actions: ActionRunner::new(&config.actions, allow_private_networks),
-            admin_token_hash: admin_token_hash(&config),
+            actions: ActionRunner::new(&config.actions),
+            action_policy: ActionPolicy {
+                allow_private_networks: config.actions.allow_private_networks,
+                demo_origin: (mode == Mode::Demo).then(|| format!("http://{local}")),
+                max_body_json_bytes: config.actions.max_body_json_bytes,
+            },
+            admin_token_hash,
             demo_hooks: (mode == Mode::Demo).then(DemoHooks::default),
             db,
             config,
         })
     }
-}
 
-fn admin_token_hash(config: &Config) -> Option<[u8; 32]> {
-    let name = &config.admin.token_env;
-    match std::env::var(name) {
-        Ok(token) if !token.trim().is_empty() => Some(sha256(token.trim().as_bytes())),
-        _ => {
-            log::warn!("admin API disabled: the environment variable {name} is not set");
-            None
+    /// The pool and rules actions run with.
+    pub fn action_runtime(&self) -> Runtime<'_> {
+        Runtime {
+            runner: &self.actions,
+            policy: &self.action_policy,
         }
     }
+}
+
+/// The admin token's digest; `None` (the admin API off) when the variable is unset,
+/// an error when the token is too short to resist guessing.
+fn admin_token_hash(config: &Config) -> Result<Option<[u8; 32]>, String> {
+    let name = &config.admin.token_env;
+    let token = match std::env::var(name) {
+        Ok(token) if !token.trim().is_empty() => token,
+        _ => {
+            log::warn!("admin API disabled: the environment variable {name} is not set");
+            return Ok(None);
+        }
+    };
+    let token = token.trim();
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        return Err(format!(
+            "the admin token in {name} is {chars} characters long; it must be at least \
+             {MIN_ADMIN_TOKEN_CHARS} (for example: openssl rand -hex 32)"
+        ));
+    }
+    Ok(Some(sha256(token.as_bytes())))
 }

@@ -2,9 +2,10 @@
 //! the server, `db::in_transaction` in the CLI) and returns what the API answers.
 
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::db::contacts::Contact;
 use crate::db::messages::{self, Message, NewRow};
 use crate::db::tickets::{self, TicketSummary, TicketView};
 use crate::db::{contacts, is_unique_violation};
@@ -12,9 +13,54 @@ use crate::domain::ticket::{MAX_TAGS, NewMessage, NewTicket, Role, Status, Ticke
 use crate::error::ApiError;
 
 /// `{"ticket": {...}}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TicketEnvelope {
     pub ticket: TicketView,
+}
+
+impl TicketEnvelope {
+    /// What a key without `support.read` sees of the ticket it just created: what it
+    /// sent plus ids, status and timestamps. The summary; the contact with only the
+    /// fields it sent (a reused contact's stored name, phone or external id stay
+    /// hidden); its own first message.
+    pub fn as_written(mut self, sent: &NewTicket) -> TicketEnvelope {
+        let ticket = &mut self.ticket;
+        ticket.contact = match (ticket.contact.take(), &sent.contact) {
+            (Some(stored), Some(sent)) => Some(Contact {
+                contact_id: stored.contact_id,
+                name: sent.name.clone(),
+                email: sent.email.clone(),
+                phone: sent.phone.clone(),
+                external_id: sent.external_id.clone(),
+            }),
+            _ => None,
+        };
+        ticket.messages.truncate(1);
+        ticket.has_more_messages = false;
+        self
+    }
+}
+
+/// `{"ticket": {"summary": {...}}}`: what a key without `support.read` sees of a
+/// ticket it changed.
+#[derive(Debug, Serialize)]
+pub struct SummaryEnvelope {
+    pub ticket: SummaryOnly,
+}
+
+/// The `ticket` of a `SummaryEnvelope`.
+#[derive(Debug, Serialize)]
+pub struct SummaryOnly {
+    pub summary: TicketSummary,
+}
+
+/// The answer to a change: the whole ticket for a key that may read it, else its
+/// summary.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Changed {
+    Full(TicketEnvelope),
+    Summary(SummaryEnvelope),
 }
 
 /// `{"message": {...}}`
@@ -141,6 +187,25 @@ pub fn add_message(
     let tags = summary.tags.clone();
     tickets::save(conn, &summary, &tags)?;
     Ok(message)
+}
+
+/// Applies a PATCH and answers with what `can_read` allows: the whole ticket, or
+/// only its summary.
+pub fn update(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+    patch: &TicketPatch,
+    can_read: bool,
+) -> Result<Changed, ApiError> {
+    let summary = update_ticket(conn, tenant_id, ticket_id, patch)?;
+    if !can_read {
+        return Ok(Changed::Summary(SummaryEnvelope {
+            ticket: SummaryOnly { summary },
+        }));
+    }
+    let ticket = view(conn, tenant_id, ticket_id)?;
+    Ok(Changed::Full(TicketEnvelope { ticket }))
 }
 
 /// Applies a PATCH. A closed ticket is final: any change is a 409.

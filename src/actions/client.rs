@@ -11,7 +11,7 @@ use ureq::unversioned::transport::DefaultConnector;
 use super::guard::{self, GuardedResolver};
 use crate::clock::Timestamp;
 use crate::config::ActionsConfig;
-use crate::crypto::{hmac_sha256, to_hex};
+use crate::crypto::signature_v1;
 use crate::db::actions::{ActionFailure, ActionResult};
 use crate::domain::action::ActionRequest;
 
@@ -23,17 +23,19 @@ pub struct CallContext<'a> {
     pub signing_secret: &'a str,
 }
 
-/// The shared outbound client.
+/// The shared outbound client: one agent behind the SSRF guard, and one without it
+/// for the calls the `ActionPolicy` lets reach private networks.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    agent: Agent,
+    guarded: Agent,
+    open: Agent,
     max_response_bytes: usize,
     timeout: Duration,
 }
 
 impl Outbound {
     /// The agent, built once with timeouts, no redirects, no proxy and the guarded resolver.
-    pub fn new(config: &ActionsConfig, allow_private: bool) -> Outbound {
+    pub fn new(config: &ActionsConfig) -> Outbound {
         let connect = Duration::from_millis(config.connect_timeout_ms);
         let timeout = Duration::from_millis(config.timeout_ms);
         let agent_config = Agent::config_builder()
@@ -45,13 +47,16 @@ impl Outbound {
             .timeout_connect(Some(connect))
             .user_agent(format!("threada/{}", env!("CARGO_PKG_VERSION")))
             .build();
-        let agent = Agent::with_parts(
-            agent_config,
-            DefaultConnector::default(),
-            GuardedResolver::new(allow_private),
-        );
+        let agent = |allow_private| {
+            Agent::with_parts(
+                agent_config.clone(),
+                DefaultConnector::default(),
+                GuardedResolver::new(allow_private),
+            )
+        };
         Outbound {
-            agent,
+            guarded: agent(false),
+            open: agent(true),
             max_response_bytes: config.max_response_bytes,
             timeout,
         }
@@ -62,10 +67,7 @@ impl Outbound {
         let started = Instant::now();
         let body = request.body_json.as_deref().unwrap_or_default();
         let timestamp = Timestamp::now().unix_seconds();
-        let signature = to_hex(&hmac_sha256(
-            context.signing_secret.as_bytes(),
-            &[timestamp.to_string().as_bytes(), b".", body.as_bytes()],
-        ));
+        let signature = signature_v1(context.signing_secret, timestamp, body.as_bytes());
         let mut builder = Request::builder()
             .method(request.method.as_str())
             .uri(request.target.as_str());
@@ -79,12 +81,17 @@ impl Outbound {
                 "X-Threada-Signature",
                 format!("t={timestamp},v1={signature}"),
             );
+        let agent = if request.allow_private {
+            &self.open
+        } else {
+            &self.guarded
+        };
         let sent = match &request.body_json {
             Some(json) => builder
                 .header("Content-Type", "application/json")
                 .body(json.clone().into_bytes())
-                .map(|r| self.agent.run(r)),
-            None => builder.body(()).map(|r| self.agent.run(r)),
+                .map(|r| agent.run(r)),
+            None => builder.body(()).map(|r| agent.run(r)),
         };
         let elapsed =
             |started: Instant| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -132,14 +139,13 @@ impl Outbound {
         duration_ms: u64,
     ) -> ActionResult {
         let host = request.target.host_str().unwrap_or_default();
-        if let Some(ip) = guard::blocked_address(error) {
+        // The address itself is not shown: it would map the tenant's internal network.
+        if guard::blocked_address(error).is_some() {
             return failure(
                 duration_ms,
                 None,
                 "destination_blocked",
-                format!(
-                    "{host} resolves to {ip}, which is not a public address; no connection was made"
-                ),
+                format!("{host} resolves to an address that is not public; no connection was made"),
             );
         }
         let (code, message) = match error {

@@ -2,98 +2,198 @@
 //! for `actions.queue` waiting calls. Actix workers never wait on an outbound call:
 //! they hand the call to this pool and await its answer asynchronously.
 //!
-//! Capacity is reserved (`try_reserve`) before anything is recorded, so a full pool
-//! answers 503 and leaves no trace.
+//! The pool is shared fairly between tenants. A place (running or queued) is reserved
+//! with `try_reserve` before anything is recorded, so a refusal leaves no trace: 503
+//! when the whole pool is full, 429 when the tenant already holds its share
+//! (`actions.per_tenant`). Waiting calls are queued per tenant and the threads take
+//! them round robin, and one tenant runs at most three quarters of the threads at
+//! once, so another tenant's call starts at once even while one tenant's slow hooks
+//! fill its share.
 
 pub mod client;
 pub mod guard;
 pub mod run;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::config::ActionsConfig;
 pub use client::{CallContext, Outbound};
 
 type Task = Box<dyn FnOnce() + Send>;
 
-/// A place in the pool (running or queued), held until the call is done.
+/// Why a place in the pool was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every thread is busy and the queue is full.
+    PoolFull,
+    /// The tenant already holds this many places, its share of the pool.
+    TenantShare(usize),
+}
+
+/// A place in the pool (running or queued) for one tenant, held until its call is done.
 #[derive(Debug)]
 pub struct Permit {
-    in_use: Arc<AtomicUsize>,
+    pool: Arc<Pool>,
+    tenant_id: String,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.in_use.fetch_sub(1, Ordering::AcqRel);
+        let mut state = self.pool.lock();
+        state.total -= 1;
+        if let Some(held) = state.held.get_mut(&self.tenant_id) {
+            *held -= 1;
+            if *held == 0 {
+                state.held.remove(&self.tenant_id);
+            }
+        }
     }
 }
 
-/// The pool: its threads, its capacity, and the outbound client they share.
-pub struct ActionRunner {
-    sender: Mutex<Sender<(Permit, Task)>>,
-    in_use: Arc<AtomicUsize>,
+/// How many places the pool has and how they are shared.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Threads plus queue.
     capacity: usize,
+    /// Places one tenant may hold.
+    per_tenant: usize,
+    /// Threads one tenant may keep busy at once.
+    running_per_tenant: usize,
+}
+
+impl Limits {
+    fn from(config: &ActionsConfig) -> Limits {
+        let capacity = config.threads + config.queue;
+        let per_tenant = match config.per_tenant {
+            0 => (capacity / 4).max(1),
+            n => n.min(capacity),
+        };
+        Limits {
+            capacity,
+            per_tenant,
+            // Leaves a quarter of the threads (at least one) to other tenants.
+            running_per_tenant: if config.threads > 1 {
+                config.threads - (config.threads / 4).max(1)
+            } else {
+                1
+            },
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Waiting calls, per tenant.
+    queues: HashMap<String, VecDeque<(Permit, Task)>>,
+    /// Tenants with waiting calls, in the order their turn comes.
+    turns: VecDeque<String>,
+    /// Calls running, per tenant.
+    running: HashMap<String, usize>,
+    /// Places held (reserved, queued or running), per tenant, and in all.
+    held: HashMap<String, usize>,
+    total: usize,
+    stopping: bool,
+}
+
+impl State {
+    /// The next call whose tenant may start one, taking tenants in turn.
+    fn next(&mut self, running_per_tenant: usize) -> Option<(String, Permit, Task)> {
+        let position = self.turns.iter().position(|tenant| {
+            self.running.get(tenant).copied().unwrap_or(0) < running_per_tenant
+        })?;
+        let tenant = self.turns.remove(position)?;
+        let queue = self.queues.get_mut(&tenant)?;
+        let (permit, task) = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(&tenant);
+        } else {
+            self.turns.push_back(tenant.clone());
+        }
+        *self.running.entry(tenant.clone()).or_insert(0) += 1;
+        Some((tenant, permit, task))
+    }
+}
+
+#[derive(Default)]
+struct Pool {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The pool: its threads, its limits, and the outbound client they share.
+pub struct ActionRunner {
+    pool: Arc<Pool>,
+    limits: Limits,
     outbound: Outbound,
-    allow_private: bool,
 }
 
 impl ActionRunner {
-    /// Starts `config.threads` threads; `allow_private` lifts the SSRF guard.
-    pub fn new(config: &ActionsConfig, allow_private: bool) -> ActionRunner {
-        let (sender, receiver) = channel::<(Permit, Task)>();
-        let receiver = Arc::new(Mutex::new(receiver));
+    /// Starts `config.threads` threads.
+    pub fn new(config: &ActionsConfig) -> ActionRunner {
+        let pool = Arc::new(Pool::default());
+        let limits = Limits::from(config);
         for index in 0..config.threads {
-            let receiver = Arc::clone(&receiver);
+            let pool = Arc::clone(&pool);
             let spawned = std::thread::Builder::new()
                 .name(format!("threada-action-{index}"))
-                .spawn(move || work(&receiver));
+                .spawn(move || work(&pool, limits.running_per_tenant));
             if let Err(e) = spawned {
                 log::error!("cannot start action thread {index}: {e}");
             }
         }
         ActionRunner {
-            sender: Mutex::new(sender),
-            in_use: Arc::new(AtomicUsize::new(0)),
-            capacity: config.threads + config.queue,
-            outbound: Outbound::new(config, allow_private),
-            allow_private,
+            pool,
+            limits,
+            outbound: Outbound::new(config),
         }
     }
 
-    /// A place in the pool, or `None` when every thread is busy and the queue is full.
-    pub fn try_reserve(&self) -> Option<Permit> {
-        let mut current = self.in_use.load(Ordering::Acquire);
-        loop {
-            if current >= self.capacity {
-                return None;
-            }
-            match self.in_use.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    return Some(Permit {
-                        in_use: Arc::clone(&self.in_use),
-                    });
-                }
-                Err(seen) => current = seen,
-            }
+    /// A place in the pool for one of `tenant_id`'s calls.
+    pub fn try_reserve(&self, tenant_id: &str) -> Result<Permit, Refused> {
+        let mut state = self.pool.lock();
+        if state.total >= self.limits.capacity {
+            return Err(Refused::PoolFull);
         }
+        let held = state.held.entry(tenant_id.to_string()).or_insert(0);
+        if *held >= self.limits.per_tenant {
+            return Err(Refused::TenantShare(*held));
+        }
+        *held += 1;
+        state.total += 1;
+        Ok(Permit {
+            pool: Arc::clone(&self.pool),
+            tenant_id: tenant_id.to_string(),
+        })
     }
 
-    /// Runs `task` on the pool; the permit is released when it finishes.
+    /// Runs `task` on the pool in its tenant's turn; the permit is released when it
+    /// finishes.
     pub fn submit(&self, permit: Permit, task: impl FnOnce() + Send + 'static) {
-        let sent = match self.sender.lock() {
-            Ok(sender) => sender.send((permit, Box::new(task))),
-            Err(poisoned) => poisoned.into_inner().send((permit, Box::new(task))),
-        };
-        if sent.is_err() {
-            log::error!("the action pool has stopped; a call was dropped");
+        let mut state = self.pool.lock();
+        let tenant = permit.tenant_id.clone();
+        let queue = state.queues.entry(tenant.clone()).or_default();
+        let first = queue.is_empty();
+        queue.push_back((permit, Box::new(task)));
+        if first {
+            state.turns.push_back(tenant);
         }
+        drop(state);
+        self.pool.wake.notify_one();
     }
 
     /// The shared outbound client.
@@ -101,22 +201,102 @@ impl ActionRunner {
         &self.outbound
     }
 
-    /// Whether calls may reach private networks (`actions.allow_private_networks`).
-    pub fn allow_private(&self) -> bool {
-        self.allow_private
+    /// Places one tenant may hold.
+    pub fn per_tenant(&self) -> usize {
+        self.limits.per_tenant
     }
 }
 
-fn work(receiver: &Mutex<Receiver<(Permit, Task)>>) {
+impl Drop for ActionRunner {
+    fn drop(&mut self) {
+        // The threads finish what is queued, then stop.
+        self.pool.lock().stopping = true;
+        self.pool.wake.notify_all();
+    }
+}
+
+fn work(pool: &Pool, running_per_tenant: usize) {
+    let mut state = pool.lock();
     loop {
-        let next = match receiver.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => return,
-        };
-        let Ok((permit, task)) = next else { return };
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
-            log::error!("an action task panicked");
+        if let Some((tenant, permit, task)) = state.next(running_per_tenant) {
+            drop(state);
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
+                log::error!("an action task panicked");
+            }
+            drop(permit);
+            state = pool.lock();
+            if let Some(running) = state.running.get_mut(&tenant) {
+                *running -= 1;
+                if *running == 0 {
+                    state.running.remove(&tenant);
+                }
+            }
+            // A tenant at its running limit may now start another call.
+            pool.wake.notify_one();
+            continue;
         }
-        drop(permit);
+        if state.stopping && state.queues.is_empty() {
+            return;
+        }
+        state = pool.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(threads: usize, queue: usize, per_tenant: usize) -> ActionRunner {
+        let config = ActionsConfig {
+            threads,
+            queue,
+            per_tenant,
+            ..ActionsConfig::default()
+        };
+        ActionRunner::new(&config)
+    }
+
+    #[test]
+    fn a_tenant_holds_at_most_its_share() {
+        let pool = runner(4, 8, 0);
+        assert_eq!(pool.per_tenant(), 3);
+        let held: Vec<Permit> = (0..3).map(|_| pool.try_reserve("a").unwrap()).collect();
+        assert_eq!(pool.try_reserve("a").unwrap_err(), Refused::TenantShare(3));
+        let other = pool.try_reserve("b").unwrap();
+        drop(held);
+        assert!(pool.try_reserve("a").is_ok());
+        drop(other);
+    }
+
+    #[test]
+    fn the_whole_pool_fills_up() {
+        let pool = runner(1, 1, 2);
+        let _a = pool.try_reserve("a").unwrap();
+        let _b = pool.try_reserve("b").unwrap();
+        assert_eq!(pool.try_reserve("c").unwrap_err(), Refused::PoolFull);
+    }
+
+    #[test]
+    fn another_tenant_runs_while_one_tenant_waits() {
+        // Two threads: tenant a may keep only one busy, so b's call starts at once.
+        let pool = runner(2, 8, 8);
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        for _ in 0..3 {
+            let blocked = Arc::clone(&blocked);
+            let permit = pool.try_reserve("a").unwrap();
+            pool.submit(permit, move || {
+                let _ = blocked.lock().unwrap().recv();
+            });
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        let permit = pool.try_reserve("b").unwrap();
+        pool.submit(permit, move || done.send(()).unwrap());
+        finished
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("tenant b's call ran while tenant a's calls waited");
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
     }
 }

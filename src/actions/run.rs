@@ -7,13 +7,13 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{ActionRunner, CallContext, Permit};
+use super::{ActionRunner, CallContext, Permit, Refused};
 use crate::auth::Caller;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::db::actions::{Action, ActionStatus};
 use crate::db::{self, Writer};
-use crate::domain::action::{ActionBody, ActionRequest};
+use crate::domain::action::{ActionBody, ActionPolicy, ActionRequest};
 use crate::error::ApiError;
 use crate::idempotency::{Idempotency, Outcome};
 
@@ -32,20 +32,28 @@ pub struct Recorded {
     keyed: bool,
 }
 
+/// Where an action runs: the pool and the rules it is checked against.
+#[derive(Clone, Copy)]
+pub struct Runtime<'a> {
+    pub runner: &'a ActionRunner,
+    pub policy: &'a ActionPolicy,
+}
+
 /// Inside the request's write job: checks the payload against the tenant's settings,
-/// replays a retried key, reserves a place in the pool (503 when there is none, with
-/// nothing recorded) and records the action as `running`.
+/// replays a retried key, reserves a place in the pool (503 when the pool is full,
+/// 429 when the tenant holds its share; nothing recorded either way) and records the
+/// action as `running`.
 pub fn begin(
     conn: &Connection,
     caller: &Caller,
     ticket_id: &str,
     body: ActionBody,
     key: Option<&Idempotency>,
-    runner: &ActionRunner,
+    runtime: Runtime<'_>,
 ) -> Result<Start, ApiError> {
     let settings = db::tenants::action_settings(conn, &caller.tenant_id)?
         .ok_or_else(|| ApiError::internal("the tenant of an authenticated key is missing"))?;
-    let request = ActionRequest::parse(body, &settings, runner.allow_private())?;
+    let request = ActionRequest::parse(body, &settings, runtime.policy)?;
     if let Some(key) = key
         && let Some(earlier) = key.check(conn, &caller.tenant_id)?
     {
@@ -54,12 +62,10 @@ pub fn begin(
     if !db::tickets::exists(conn, &caller.tenant_id, ticket_id)? {
         return Err(ApiError::not_found("ticket_id", "ticket"));
     }
-    let permit = runner.try_reserve().ok_or_else(|| {
-        ApiError::unavailable(
-            "every action thread is busy and the action queue is full; retry shortly",
-            1,
-        )
-    })?;
+    let permit = runtime
+        .runner
+        .try_reserve(&caller.tenant_id)
+        .map_err(refusal)?;
     let now = Timestamp::now();
     let action = Action {
         action_id: crypto::id_at("act", now),
@@ -92,6 +98,22 @@ pub fn begin(
         permit,
         keyed: key.is_some(),
     })))
+}
+
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::PoolFull => ApiError::unavailable(
+            "every action thread is busy and the action queue is full; retry shortly",
+            1,
+        ),
+        Refused::TenantShare(held) => ApiError::too_many(
+            format!(
+                "this tenant already has {held} actions running or waiting, its share of the \
+                 action pool (actions.per_tenant); retry when one completes"
+            ),
+            2,
+        ),
+    }
 }
 
 /// Makes the call on the action pool and records its outcome there, so that it is

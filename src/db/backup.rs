@@ -54,7 +54,16 @@ pub fn copy_to(source: &Connection, dest: &Path, force: bool) -> Result<u64, Str
 }
 
 fn write_copy(source: &Connection, temp: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let describe = |e: rusqlite::Error| format!("backup failed: {e}");
+    // Owner-only from the start: the copy holds every secret the database holds.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(temp)
+        .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     let mut target =
         Connection::open(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     {

@@ -2,7 +2,7 @@
 //! external id (in that order).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::DbError;
 use crate::clock::Timestamp;
@@ -10,7 +10,7 @@ use crate::crypto;
 use crate::domain::ticket::ContactInput;
 
 /// A contact as stored and shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub contact_id: String,
     pub name: Option<String>,

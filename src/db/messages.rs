@@ -1,7 +1,7 @@
 //! Messages of a ticket, oldest first.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::DbError;
 use crate::clock::Timestamp;
@@ -10,7 +10,7 @@ use crate::domain::listing::Cursor;
 use crate::domain::ticket::{Channel, Role};
 
 /// A message as stored and shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     pub message_id: String,
     pub ticket_id: String,

@@ -16,7 +16,7 @@ pub mod tenants;
 pub mod tickets;
 pub mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,11 +27,53 @@ use crate::config::{DatabaseConfig, Synchronous};
 use crate::error::ApiError;
 pub use writer::Writer;
 
-/// The steps that build the schema, in order; `PRAGMA user_version` counts the ones applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+/// `schema.sql`: the steps that build the schema, each starting with `-- @step N:`.
+const SCHEMA: &str = include_str!("../../schema.sql");
+/// The line that starts a step.
+const STEP_MARKER: &str = "-- @step ";
 
-/// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The schema version this binary writes: how many steps `schema.sql` holds.
+pub const SCHEMA_VERSION: i64 = schema_steps();
+
+const fn schema_steps() -> i64 {
+    // Counts the step markers at the start of a line (const: no iterators).
+    let (text, marker) = (SCHEMA.as_bytes(), STEP_MARKER.as_bytes());
+    let (mut count, mut at) = (0, 0);
+    while at + marker.len() <= text.len() {
+        let line_start = at == 0 || text[at - 1] == b'\n';
+        let mut matched = line_start;
+        let mut i = 0;
+        while matched && i < marker.len() {
+            matched = text[at + i] == marker[i];
+            i += 1;
+        }
+        if matched {
+            count += 1;
+        }
+        at += 1;
+    }
+    count
+}
+
+/// The SQL of each step, in order.
+fn migrations() -> Vec<&'static str> {
+    let mut steps: Vec<&'static str> = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut offset = 0;
+    for line in SCHEMA.split_inclusive('\n') {
+        if line.starts_with(STEP_MARKER) {
+            if let Some(begin) = start {
+                steps.push(&SCHEMA[begin..offset]);
+            }
+            start = Some(offset);
+        }
+        offset += line.len();
+    }
+    if let Some(begin) = start {
+        steps.push(&SCHEMA[begin..]);
+    }
+    steps
+}
 
 /// The pool of read-only connections.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
@@ -196,6 +238,7 @@ fn configure(conn: &Connection, config: &DatabaseConfig) -> rusqlite::Result<()>
 pub fn open_connection(config: &DatabaseConfig) -> Result<Connection, String> {
     let path = &config.path;
     check_location(path)?;
+    make_private(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -224,6 +267,38 @@ pub fn open_connection(config: &DatabaseConfig) -> Result<Connection, String> {
     })?;
     meta::ensure_secrets(&conn).map_err(describe)?;
     Ok(conn)
+}
+
+/// Creates the database file owner-only (0600) if it is new, and takes group and
+/// other access away from an existing one and its `-wal` and `-shm` files: they hold
+/// signing secrets and every tenant's contacts. SQLite creates the `-wal` and `-shm`
+/// files with the database file's mode.
+fn make_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("database {} is not writable: {e}", path.display())),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(metadata) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if metadata.permissions().mode() & 0o077 != 0 {
+            // Not the owner (a CLI run by another user): leave it, SQLite still works.
+            if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                log::warn!("cannot make {} owner-only: {e}", file.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_location(path: &Path) -> Result<(), String> {
@@ -283,7 +358,7 @@ fn migrate(conn: &Connection) -> Result<(), MigrateError> {
         }
         let Some(step) = usize::try_from(version)
             .ok()
-            .and_then(|v| MIGRATIONS.get(v))
+            .and_then(|v| migrations().get(v).copied())
         else {
             tx.commit()?;
             return Ok(());

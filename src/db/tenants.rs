@@ -1,6 +1,8 @@
 //! Tenants: who owns data, where their actions may go, and their signing secret.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::DbError;
@@ -84,14 +86,52 @@ pub fn list(conn: &Connection) -> Result<Vec<Tenant>, DbError> {
     Ok(tenants)
 }
 
-/// The oldest tenant with this exact name (the demo finds its tenant this way).
-pub fn find_by_name(conn: &Connection, name: &str) -> Result<Option<Tenant>, DbError> {
+/// The tenant `threada demo` created, if any.
+pub fn find_demo(conn: &Connection) -> Result<Option<Tenant>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM tenants WHERE name = ?1 ORDER BY created_at LIMIT 1"
+            "SELECT {COLUMNS} FROM tenants WHERE demo = 1 ORDER BY created_at LIMIT 1"
         ))?
-        .query_row([name], from_row)
+        .query_row([], from_row)
         .optional()?)
+}
+
+/// Marks a tenant as created by `threada demo`.
+pub fn mark_demo(conn: &Connection, tenant_id: &str) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE tenants SET demo = 1 WHERE tenant_id = ?1")?
+        .execute([tenant_id])?;
+    Ok(())
+}
+
+/// How many tenants `threada demo` did not create.
+pub fn count_not_demo(conn: &Connection) -> Result<u64, DbError> {
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM tenants WHERE demo = 0")?
+        .query_row([], |row| row.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// `count_not_demo` on a database file, read-only and without migrating it (a file
+/// older than the demo mark counts every tenant). 0 when the file does not exist.
+pub fn count_not_demo_in(path: &Path) -> Result<u64, String> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    let describe = |e: rusqlite::Error| format!("database {}: {e}", path.display());
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(describe)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(describe)?;
+    let sql = match version {
+        0 => return Ok(0),
+        1 => "SELECT count(*) FROM tenants",
+        _ => "SELECT count(*) FROM tenants WHERE demo = 0",
+    };
+    let count: i64 = conn
+        .query_row(sql, [], |row| row.get(0))
+        .map_err(describe)?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// Applies a patch; `None` when the tenant does not exist.
@@ -150,7 +190,7 @@ pub fn action_settings(
 ) -> Result<Option<ActionSettings>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT action_base_url, allowed_origins, signing_secret FROM tenants
+            "SELECT action_base_url, allowed_origins, signing_secret, demo FROM tenants
              WHERE tenant_id = ?1",
         )?
         .query_row([tenant_id], |row| {
@@ -159,6 +199,7 @@ pub fn action_settings(
                 action_base_url: row.get(0)?,
                 allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
                 signing_secret: row.get(2)?,
+                demo: row.get(3)?,
             })
         })
         .optional()?)

@@ -2,7 +2,7 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::DbError;
 use crate::clock::Timestamp;
@@ -12,7 +12,7 @@ use crate::domain::listing::{TicketFilter, TicketSort};
 use crate::domain::ticket::{Channel, NewTicket, Priority, Status, Tag, join_tags, split_tags};
 
 /// The summary fields of a ticket, as list items and `ticket.summary` show them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TicketSummary {
     pub ticket_id: String,
     pub tenant_id: String,
@@ -405,7 +405,7 @@ pub fn list(
 pub const VIEW_MESSAGES: u32 = 100;
 
 /// A ticket as `GET /tickets/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TicketView {
     pub summary: TicketSummary,
     pub contact: Option<super::contacts::Contact>,

@@ -29,6 +29,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "host",
     "keep-alive",
     "proxy-authenticate",
+    "proxy-authorization",
     "proxy-connection",
     "te",
     "trailer",
@@ -97,6 +98,28 @@ pub struct PayloadBody {
     pub body_json: Option<String>,
 }
 
+/// The server-wide rules an action is checked against.
+#[derive(Debug, Clone, Default)]
+pub struct ActionPolicy {
+    /// `actions.allow_private_networks`: any tenant may reach private networks.
+    pub allow_private_networks: bool,
+    /// The demo's own hook receiver (`http://<listen address>`): the one private
+    /// origin a demo tenant may reach.
+    pub demo_origin: Option<String>,
+    /// `actions.max_body_json_bytes`.
+    pub max_body_json_bytes: usize,
+}
+
+impl ActionPolicy {
+    /// Whether a call of a tenant with `settings` to `target` may reach a private
+    /// address.
+    fn allows_private(&self, settings: &ActionSettings, target: &Url) -> bool {
+        self.allow_private_networks
+            || (settings.demo
+                && self.demo_origin.as_deref() == Some(&target.origin().ascii_serialization()))
+    }
+}
+
 /// A validated `custom_http` action.
 #[derive(Debug, Clone)]
 pub struct ActionRequest {
@@ -107,16 +130,18 @@ pub struct ActionRequest {
     pub target: Url,
     pub headers: Vec<(String, String)>,
     pub body_json: Option<String>,
+    /// Whether this call may connect to a private address (see `ActionPolicy`).
+    pub allow_private: bool,
 }
 
 impl ActionRequest {
-    /// Checks a payload against the tenant's settings. `allow_private` is
-    /// `actions.allow_private_networks`: when false, a URL that names a blocked IP
+    /// Checks a payload against the tenant's settings and the server's policy. Unless
+    /// the policy lets this call reach private networks, a URL that names a blocked IP
     /// address is refused here (a host name is checked when it resolves).
     pub fn parse(
         body: ActionBody,
         settings: &ActionSettings,
-        allow_private: bool,
+        policy: &ActionPolicy,
     ) -> Result<ActionRequest, ApiError> {
         let payload = required(body.payload, "payload")?;
         let action_type = required(payload.action_type, "payload.type")?;
@@ -131,9 +156,22 @@ impl ActionRequest {
             None => Method::Post,
         };
         let url = required(payload.url, "payload.url")?;
-        let target = resolve_url(&url, settings, allow_private)?;
+        let target = resolve_url(&url, settings)?;
+        let allow_private = policy.allows_private(settings, &target);
+        if !allow_private {
+            refuse_blocked_literal(&target)?;
+        }
         let headers = parse_headers(payload.headers.unwrap_or_default())?;
         if let Some(body) = &payload.body_json {
+            if body.len() > policy.max_body_json_bytes {
+                return Err(ApiError::invalid(
+                    "payload.body_json",
+                    format!(
+                        "payload.body_json must be at most {} bytes",
+                        policy.max_body_json_bytes
+                    ),
+                ));
+            }
             // Syntax only: numbers are not converted, so any valid JSON passes.
             serde_json::from_str::<serde::de::IgnoredAny>(body).map_err(|e| {
                 ApiError::invalid(
@@ -148,10 +186,12 @@ impl ActionRequest {
             target,
             headers,
             body_json: payload.body_json,
+            allow_private,
         })
     }
 
-    /// The payload as stored and returned: credential-like header values redacted.
+    /// The payload as stored and returned: credential-like header values and query
+    /// parameters redacted.
     pub fn redacted_payload(&self) -> Value {
         let headers: Map<String, Value> = self
             .headers
@@ -168,28 +208,86 @@ impl ActionRequest {
         serde_json::json!({
             "type": "custom_http",
             "method": self.method.as_str(),
-            "url": self.url,
+            "url": redact_query(&self.url),
             "headers": headers,
             "body_json": self.body_json,
         })
     }
 }
 
-/// Whether a header's value is a credential that must never be stored or shown.
+/// Whether a header's value is a credential that must never be stored or shown: its
+/// name is `Cookie` or contains `auth`, `key`, `token`, `secret`, `password`,
+/// `signature` or `session`.
 pub fn is_credential_header(name: &str) -> bool {
+    const WORDS: [&str; 7] = [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "signature",
+        "session",
+    ];
     let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "x-api-key"
-    ) || [
-        "token", "secret", "password", "api-key", "apikey", "api_key",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
+    name == "cookie" || WORDS.iter().any(|word| name.contains(word))
+}
+
+/// Query parameters whose values are credentials.
+const CREDENTIAL_PARAMS: [&str; 6] = [
+    "api_key",
+    "access_token",
+    "token",
+    "key",
+    "sig",
+    "signature",
+];
+
+/// `url` with the values of credential-like query parameters replaced by `[redacted]`.
+pub fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()) => {
+                format!("{name}={REDACTED}")
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    let mut redacted = format!("{base}?{}", pairs.join("&"));
+    if let Some(fragment) = fragment {
+        redacted.push('#');
+        redacted.push_str(fragment);
+    }
+    redacted
+}
+
+/// 400 when the URL names a loopback, private or otherwise non-public IP address.
+fn refuse_blocked_literal(url: &Url) -> Result<(), ApiError> {
+    let literal = match url.host() {
+        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    match literal.filter(|ip| is_blocked(*ip)) {
+        Some(ip) => Err(ApiError::invalid(
+            "payload.url",
+            format!(
+                "payload.url names {ip}, a loopback, private, link-local or otherwise non-public address"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Joins a path to the base URL, or checks an absolute URL's origin.
-fn resolve_url(raw: &str, settings: &ActionSettings, allow_private: bool) -> Result<Url, ApiError> {
+fn resolve_url(raw: &str, settings: &ActionSettings) -> Result<Url, ApiError> {
     const PARAM: &str = "payload.url";
     let invalid = |why: &str| ApiError::invalid(PARAM, format!("payload.url {why}"));
     if raw.is_empty() || raw.len() > MAX_URL_CHARS {
@@ -233,18 +331,6 @@ fn resolve_url(raw: &str, settings: &ActionSettings, allow_private: bool) -> Res
         }
         url
     };
-    if !allow_private {
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal.filter(|ip| is_blocked(*ip)) {
-            return Err(invalid(&format!(
-                "names {ip}, a loopback, private, link-local or otherwise non-public address"
-            )));
-        }
-    }
     let mut url = url;
     url.set_fragment(None);
     Ok(url)
@@ -337,6 +423,15 @@ mod tests {
             action_base_url: Some("https://hooks.example.com/base".into()),
             allowed_origins: vec!["https://other.example.org".into()],
             signing_secret: "whsec_x".into(),
+            demo: false,
+        }
+    }
+
+    fn policy(allow_private_networks: bool) -> ActionPolicy {
+        ActionPolicy {
+            allow_private_networks,
+            demo_origin: None,
+            max_body_json_bytes: 65_536,
         }
     }
 
@@ -345,7 +440,7 @@ mod tests {
     }
 
     fn parse(payload: Value) -> Result<ActionRequest, ApiError> {
-        ActionRequest::parse(body(payload), &settings(), false)
+        ActionRequest::parse(body(payload), &settings(), &policy(false))
     }
 
     fn param(payload: Value) -> String {
@@ -405,7 +500,7 @@ mod tests {
             ..settings()
         };
         let relative = body(serde_json::json!({"type": "custom_http", "url": "/x"}));
-        assert!(ActionRequest::parse(relative, &no_base, false).is_err());
+        assert!(ActionRequest::parse(relative, &no_base, &policy(false)).is_err());
     }
 
     #[test]
@@ -423,10 +518,13 @@ mod tests {
             "http://127.1/",
         ] {
             let request = body(serde_json::json!({"type": "custom_http", "url": url}));
-            let err = ActionRequest::parse(request, &open, false).unwrap_err();
+            let err = ActionRequest::parse(request, &open, &policy(false)).unwrap_err();
             assert_eq!(err.param.as_deref(), Some("payload.url"), "{url}");
             let request = body(serde_json::json!({"type": "custom_http", "url": url}));
-            assert!(ActionRequest::parse(request, &open, true).is_ok(), "{url}");
+            assert!(
+                ActionRequest::parse(request, &open, &policy(true)).is_ok(),
+                "{url}"
+            );
         }
     }
 
@@ -481,5 +579,66 @@ mod tests {
         assert_eq!(payload["headers"]["X-Auth-Token"], REDACTED);
         assert_eq!(payload["headers"]["X-Source"], "threada");
         assert!(!payload.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn more_credentials_are_redacted() {
+        for name in [
+            "X-Custom-Auth",
+            "X-Api-Key",
+            "Proxy-Key",
+            "X-Hub-Signature",
+            "X-Session-Id",
+            "Cookie",
+        ] {
+            assert!(is_credential_header(name), "{name}");
+        }
+        assert!(!is_credential_header("X-Source"));
+        assert_eq!(
+            redact_query("/hook?a=1&token=abc&Sig=x&api_key=k#f"),
+            "/hook?a=1&token=[redacted]&Sig=[redacted]&api_key=[redacted]#f"
+        );
+        assert_eq!(redact_query("/hook"), "/hook");
+        let action =
+            parse(serde_json::json!({"type": "custom_http", "url": "/x?access_token=t0k3n&b=2"}))
+                .unwrap();
+        let payload = action.redacted_payload();
+        assert_eq!(payload["url"], "/x?access_token=[redacted]&b=2");
+        assert_eq!(action.target.query(), Some("access_token=t0k3n&b=2"));
+    }
+
+    #[test]
+    fn proxy_authorization_is_refused_and_body_json_is_bounded() {
+        let with = |headers: Value| {
+            param(serde_json::json!({"type": "custom_http", "url": "/x", "headers": headers}))
+        };
+        assert_eq!(
+            with(serde_json::json!({"Proxy-Authorization": "Basic eA=="})),
+            "payload.headers"
+        );
+        let big = format!("\"{}\"", "x".repeat(65_536));
+        assert_eq!(
+            param(serde_json::json!({"type": "custom_http", "url": "/x", "body_json": big})),
+            "payload.body_json"
+        );
+    }
+
+    #[test]
+    fn the_demo_exception_covers_the_demo_tenants_receiver_only() {
+        let demo = ActionPolicy {
+            demo_origin: Some("http://127.0.0.1:8080".into()),
+            ..policy(false)
+        };
+        let mut tenant = settings();
+        tenant.action_base_url = Some("http://127.0.0.1:8080/demo".into());
+        tenant.allowed_origins = vec!["http://127.0.0.2:8080".into()];
+        let request = |url: &str| body(serde_json::json!({"type": "custom_http", "url": url}));
+        // Not a demo tenant: refused.
+        assert!(ActionRequest::parse(request("/hooks/x"), &tenant, &demo).is_err());
+        tenant.demo = true;
+        let allowed = ActionRequest::parse(request("/hooks/x"), &tenant, &demo).unwrap();
+        assert!(allowed.allow_private);
+        // Another private origin, even for the demo tenant: refused.
+        assert!(ActionRequest::parse(request("http://127.0.0.2:8080/x"), &tenant, &demo).is_err());
     }
 }

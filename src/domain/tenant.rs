@@ -94,6 +94,8 @@ pub struct ActionSettings {
     pub action_base_url: Option<String>,
     pub allowed_origins: Vec<String>,
     pub signing_secret: String,
+    /// Created by `threada demo`: may reach the demo's own receiver.
+    pub demo: bool,
 }
 
 /// A new tenant, parsed.

@@ -43,7 +43,7 @@ named_enum!(
 );
 
 /// A normalised tag: 1–64 characters of `a-z0-9_-:.`, lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Tag(String);
 

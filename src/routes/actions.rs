@@ -42,7 +42,7 @@ pub async fn create(
                 &ticket_id,
                 body,
                 key.as_ref(),
-                &cx.state.actions,
+                cx.state.action_runtime(),
             )
         },
     )

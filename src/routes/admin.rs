@@ -70,10 +70,28 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let checked = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => authorize(state, req).map(|()| Admin),
+            Some(state) => not_throttled(state, req)
+                .and_then(|()| authorize(state, req))
+                .map(|()| Admin),
             None => Err(ApiError::internal("the admin API has no state")),
         };
         std::future::ready(checked)
+    }
+}
+
+/// While an address is throttled for failed authentications, its admin requests are
+/// refused without looking at the token, so that guessing it gains nothing.
+pub fn not_throttled(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    match state.auth_failures.exhausted(&address) {
+        Some(seconds) => Err(ApiError::too_many(
+            format!("too many failed authentications from this address; retry in {seconds} s"),
+            seconds,
+        )),
+        None => Ok(()),
     }
 }
 

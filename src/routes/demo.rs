@@ -1,15 +1,21 @@
-//! The demo's own hook receiver, mounted only by `threada demo`: it records what
-//! actions send to `/demo/hooks/...`, and `GET /demo/hooks` lists it.
+//! The demo's own hook receiver, mounted only by `threada demo`: it records the calls
+//! signed with the demo tenant's secret that arrive at `/demo/hooks/...`, and
+//! `GET /demo/hooks` lists them to a demo key, credentials redacted.
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::access::read_as;
 use super::middleware::catch_panic;
 use super::{json, resource};
+use crate::auth::Credentials;
 use crate::clock::Timestamp;
-use crate::demo::ReceivedHook;
+use crate::db;
+use crate::demo::{ReceivedHook, signature_is_valid};
+use crate::domain::action::{REDACTED, is_credential_header};
+use crate::domain::scope::Scope;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// Records a signed call; anything else is a 401 and is not recorded.
 async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -33,14 +40,42 @@ async fn receive(
     let Some(hooks) = &state.demo_hooks else {
         return super::no_route().await;
     };
+    let signature = req
+        .headers()
+        .get("x-threada-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let signed = body.clone();
+    let valid = state
+        .db
+        .read(move |conn| {
+            let secret = db::tenants::find_demo(conn)?
+                .map(|tenant| db::tenants::action_settings(conn, &tenant.tenant_id))
+                .transpose()?
+                .flatten()
+                .map(|settings| settings.signing_secret);
+            Ok::<_, ApiError>(secret.is_some_and(|secret| {
+                signature_is_valid(&secret, &signature, &signed, Timestamp::now())
+            }))
+        })
+        .await?;
+    if !valid {
+        return Err(ApiError::unauthenticated(
+            "the demo receiver records only calls signed with the demo tenant's signing secret \
+             (X-Threada-Signature)",
+        ));
+    }
     let headers = req
         .headers()
         .iter()
         .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
+            let shown = if is_credential_header(name.as_str()) {
+                REDACTED.to_string()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_string(), shown)
         })
         .collect();
     let kept = &body[..body.len().min(MAX_BODY_BYTES)];
@@ -54,7 +89,30 @@ async fn receive(
     json(StatusCode::OK, &json!({ "received": true }))
 }
 
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// What arrived, for a key of the demo tenant.
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
+    read_as(
+        &state,
+        &req,
+        credentials,
+        &[Scope::Read],
+        Ok(()),
+        |cx, ()| {
+            let demo =
+                db::tenants::action_settings(cx.conn, cx.tenant_id())?.is_some_and(|s| s.demo);
+            if !demo {
+                return Err(ApiError::forbidden(
+                    "only keys of the demo tenant can read the demo receiver",
+                ));
+            }
+            Ok(())
+        },
+    )
+    .await?;
     let items = state
         .demo_hooks
         .as_ref()

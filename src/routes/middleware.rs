@@ -10,12 +10,13 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse};
+use actix_web::{HttpMessage, HttpResponse, web};
 use futures_util::FutureExt;
 
 use crate::auth::CallerInfo;
 use crate::crypto;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The request id header, read and echoed.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -43,6 +44,8 @@ pub async fn request_context(
         .and_then(sane_request_id)
         .map_or_else(|| crypto::new_id("req"), str::to_string);
 
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let address = req.peer_addr().map(|a| a.ip().to_string());
     let response = next.call(req).await?;
     let replacement = match response.response().error() {
         Some(error) => Some(match error.as_error::<ApiError>() {
@@ -54,6 +57,12 @@ pub async fn request_context(
             Some(ApiError::from_status(response.status()).to_response(Some(&request_id)))
         }
         None => None,
+    };
+    let replacement = match (response.status().as_u16(), &state, &address) {
+        (401, Some(state), Some(address)) => throttled(state, address)
+            .map(|error| error.to_response(Some(&request_id)))
+            .or(replacement),
+        _ => replacement,
     };
     let mut response = match replacement {
         Some(replacement) => response.into_response(replacement),
@@ -89,6 +98,18 @@ pub async fn request_context(
         );
     }
     Ok(response)
+}
+
+/// Counts a failed authentication against the client's address; past the address's
+/// burst (`rate_limit.unauthenticated_*`) the answer becomes a 429.
+fn throttled(state: &AppState, address: &str) -> Option<ApiError> {
+    let rate = state.auth_failures.check(address);
+    rate.retry_after.map(|seconds| {
+        ApiError::too_many(
+            format!("too many failed authentications from this address; retry in {seconds} s"),
+            seconds,
+        )
+    })
 }
 
 /// Turns a panicking handler into a 500 (the cause stays in the log). Wraps each

@@ -57,7 +57,8 @@ pub async fn list(
         .body(body))
 }
 
-/// `POST /tickets`: 201 with the new ticket, its contact and first message.
+/// `POST /tickets`: 201 with the new ticket, its contact and first message (for a key
+/// without `support.read`: only what it sent, plus ids, status and timestamps).
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -74,10 +75,14 @@ pub async fn create(
         &[Scope::Write],
         input,
         |cx, (new, key)| {
-            idempotency::run(cx.conn, cx.tenant_id(), key.as_ref(), 201, |conn| {
+            let outcome = idempotency::run(cx.conn, cx.tenant_id(), key.as_ref(), 201, |conn| {
                 tickets::create_ticket(conn, cx.tenant_id(), &new)
                     .map(|ticket| TicketEnvelope { ticket })
-            })
+            })?;
+            if cx.caller.can_read() {
+                return Ok(outcome);
+            }
+            outcome.map(|created| created.as_written(&new))
         },
     )
     .await?;
@@ -103,7 +108,8 @@ pub async fn get(
     json(StatusCode::OK, &TicketEnvelope { ticket })
 }
 
-/// `PATCH /tickets/{ticket_id}`: 200 with the updated ticket.
+/// `PATCH /tickets/{ticket_id}`: 200 with the updated ticket (for a key without
+/// `support.read`: its summary only).
 pub async fn update(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -115,17 +121,17 @@ pub async fn update(
             .await
             .and_then(|body| TicketPatch::try_from(body.value));
     let ticket_id = path_param(&req, "ticket_id").to_string();
-    let ticket = write_as(
+    let changed = write_as(
         &state,
         &req,
         credentials,
         &[Scope::Write],
         patch,
         move |cx, patch| {
-            tickets::update_ticket(cx.conn, cx.tenant_id(), &ticket_id, &patch)?;
-            tickets::view(cx.conn, cx.tenant_id(), &ticket_id)
+            let can_read = cx.caller.can_read();
+            tickets::update(cx.conn, cx.tenant_id(), &ticket_id, &patch, can_read)
         },
     )
     .await?;
-    json(StatusCode::OK, &TicketEnvelope { ticket })
+    json(StatusCode::OK, &changed)
 }

@@ -452,6 +452,7 @@ fn a_full_pool_answers_503_and_records_nothing() {
     let (app, stub, tenant, ticket) = setup(|c| {
         c.actions.threads = 1;
         c.actions.queue = 1;
+        c.actions.per_tenant = 2;
     });
     stub.answer(Answer::Slow(Duration::from_millis(1500)));
     let busy: Vec<_> = (0..2)

@@ -9,5 +9,6 @@ mod cli;
 mod errors;
 mod openapi;
 mod operator;
+mod privilege;
 mod startup;
 mod tickets;

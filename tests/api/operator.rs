@@ -84,10 +84,10 @@ fn the_demo_prints_commands_that_work_as_printed() {
     let action = run_printed(&commands[2]);
     assert_eq!(action["action"]["status"], "succeeded", "{action}");
     assert_eq!(action["action"]["payload"]["url"], "/hooks/zapier");
-    let hooks = server.send("GET", "/demo/hooks", &[], None).json();
+    let first_key = printed_key(&banner);
+    let hooks = server.get("/demo/hooks", &first_key).json();
     assert_eq!(hooks["items"][0]["path"], "/hooks/zapier");
     assert_eq!(hooks["items"][0]["headers"]["x-source"], "threada");
-    let first_key = printed_key(&banner);
     let tenant_id = action["action"]["tenant_id"].clone();
     server.signal("TERM");
     drop(server);

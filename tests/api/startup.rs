@@ -196,7 +196,12 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     server.signal("TERM");
     let reply = in_flight.join().unwrap();
     assert_eq!(reply.status, 201, "{}", reply.text);
-    assert_eq!(reply.json()["action"]["status"], "succeeded");
+    assert_eq!(
+        reply.json()["action"]["status"],
+        "succeeded",
+        "{}",
+        reply.text
+    );
     assert_eq!(server.wait(Duration::from_secs(20)), Some(0));
 }
 

@@ -39,6 +39,8 @@ pub fn test_config(dir: &Path) -> Config {
     config.actions.timeout_ms = 3000;
     config.rate_limit.requests_per_minute = 6_000_000;
     config.rate_limit.burst = 1_000_000;
+    config.rate_limit.unauthenticated_per_minute = 6_000_000;
+    config.rate_limit.unauthenticated_burst = 1_000_000;
     config.log.level = "warn".into();
     config
 }
