@@ -36,6 +36,17 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Larger request bodies are answered 413.
     pub max_body_bytes: usize,
+    /// Listen backlog: connections the kernel queues before the server accepts them.
+    pub backlog: u32,
+    /// Open connections per worker; past it new connections wait in the backlog.
+    pub max_connections: usize,
+    /// Every request head must arrive within this of its first byte (the first
+    /// request's, of the connection opening).
+    pub request_head_timeout_ms: u64,
+    /// A request body must arrive within this of its head.
+    pub request_body_timeout_ms: u64,
+    /// An idle kept-alive connection is closed after this.
+    pub keep_alive_ms: u64,
 }
 
 /// `[database]`: the SQLite file and how it is opened.
@@ -118,6 +129,11 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             workers: 0,
             max_body_bytes: 1_048_576,
+            backlog: 2048,
+            max_connections: 25_000,
+            request_head_timeout_ms: 5000,
+            request_body_timeout_ms: 10_000,
+            keep_alive_ms: 5000,
         }
     }
 }
@@ -346,6 +362,30 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return fail("server.max_body_bytes", "must be at least 1024".into());
         }
+        if !(16..=65_535).contains(&self.server.backlog) {
+            return fail("server.backlog", "must be between 16 and 65535".into());
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return fail(
+                "server.max_connections",
+                "must be between 1 and 1000000".into(),
+            );
+        }
+        for (key, value) in [
+            (
+                "server.request_head_timeout_ms",
+                self.server.request_head_timeout_ms,
+            ),
+            (
+                "server.request_body_timeout_ms",
+                self.server.request_body_timeout_ms,
+            ),
+            ("server.keep_alive_ms", self.server.keep_alive_ms),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                return fail(key, "must be between 100 and 600000".into());
+            }
+        }
         if self.database.path.as_os_str().is_empty() {
             return fail("database.path", "must not be empty".into());
         }
@@ -523,7 +563,7 @@ mod tests {
         let keys = Config::keys();
         assert!(keys.contains(&"server.bind".to_string()));
         assert!(keys.contains(&"actions.allow_private_networks".to_string()));
-        assert_eq!(keys.len(), 21);
+        assert_eq!(keys.len(), 26);
         assert_eq!(Config::env_var_for("server.bind"), "THREADA_SERVER_BIND");
     }
 

@@ -21,6 +21,7 @@ pub enum ErrorKind {
     PermissionDenied,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -28,6 +29,7 @@ pub enum ErrorKind {
     RateLimited,
     Internal,
     ServiceUnavailable,
+    InsufficientStorage,
 }
 
 impl ErrorKind {
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -46,6 +49,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 }
@@ -61,7 +65,7 @@ pub struct ApiError {
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
     /// Methods for the `Allow` header (405).
-    pub allow: Option<&'static str>,
+    pub allow: Option<Cow<'static, str>>,
 }
 
 impl ApiError {
@@ -108,7 +112,8 @@ impl ApiError {
     }
 
     /// 405 with the `Allow` header.
-    pub fn method_not_allowed(allow: &'static str) -> ApiError {
+    pub fn method_not_allowed(allow: impl Into<Cow<'static, str>>) -> ApiError {
+        let allow = allow.into();
         let mut error = ApiError::new(
             ErrorKind::MethodNotAllowed,
             format!("method not allowed; this resource allows {allow}"),
@@ -122,6 +127,24 @@ impl ApiError {
         let mut error = ApiError::new(ErrorKind::ServiceUnavailable, message);
         error.retry_after = Some(retry_after.max(1));
         error
+    }
+
+    /// 507 with `Retry-After`: the disk is full; nothing was written.
+    pub fn out_of_space(retry_after: u64) -> ApiError {
+        let mut error = ApiError::new(
+            ErrorKind::InsufficientStorage,
+            "the server is out of disk space; nothing was written; retry later",
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// 408: the request body stopped arriving; the connection is closed.
+    pub fn body_timeout(timeout_ms: u64) -> ApiError {
+        ApiError::new(
+            ErrorKind::RequestTimeout,
+            format!("the request body did not arrive within {timeout_ms} ms"),
+        )
     }
 
     /// 429 with `Retry-After` and a message saying which limit was reached.
@@ -166,6 +189,10 @@ impl ApiError {
             403 => ApiError::forbidden("forbidden"),
             404 => ApiError::new(ErrorKind::NotFound, "no such route"),
             405 => ApiError::new(ErrorKind::MethodNotAllowed, "method not allowed"),
+            408 => ApiError::new(
+                ErrorKind::RequestTimeout,
+                "the request did not arrive in time",
+            ),
             409 => ApiError::conflict("conflict"),
             413 => ApiError::new(ErrorKind::PayloadTooLarge, "request body is too large"),
             415 => ApiError::new(
@@ -175,6 +202,7 @@ impl ApiError {
             422 => ApiError::unprocessable("the request cannot be processed"),
             429 => ApiError::rate_limited(1),
             503 => ApiError::unavailable("service unavailable", 1),
+            507 => ApiError::out_of_space(30),
             400..=499 => ApiError::new(ErrorKind::InvalidRequest, "the request is malformed"),
             _ => ApiError::new(ErrorKind::Internal, "internal server error"),
         }
@@ -209,8 +237,14 @@ impl ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        if let Some(allow) = self.allow {
-            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        if let Some(allow) = &self.allow
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.insert_header((header::ALLOW, value));
+        }
+        if self.kind == ErrorKind::RequestTimeout {
+            // The rest of a late body may still come: the connection cannot be reused.
+            response.force_close();
         }
         response
             .content_type("application/json")
@@ -251,7 +285,7 @@ mod tests {
     #[test]
     fn every_kind_maps_to_its_status() {
         for status in [
-            400u16, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503,
+            400u16, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 507,
         ] {
             let code = StatusCode::from_u16(status).unwrap();
             let error = ApiError::from_status(code);

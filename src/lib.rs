@@ -36,6 +36,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod deadline;
 pub mod demo;
 pub mod domain;
 pub mod error;

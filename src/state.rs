@@ -2,6 +2,7 @@
 //! No globals: tests run several servers in one process, each with its own state.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 
 use crate::actions::ActionRunner;
 use crate::actions::run::Runtime;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub admin_token_hash: Option<[u8; 32]>,
     /// The demo's hook receiver, in demo mode only.
     pub demo_hooks: Option<DemoHooks>,
+    /// This process serves the database, until `stop_serving`.
+    serving: Mutex<Option<db::ServeLock>>,
 }
 
 impl AppState {
@@ -46,6 +49,8 @@ impl AppState {
     /// a server listening on `local` (the demo's receiver lives there).
     pub fn open(config: Config, mode: Mode, local: SocketAddr) -> Result<AppState, String> {
         let admin_token_hash = admin_token_hash(&config)?;
+        // Before anything touches the database (Db::open marks interrupted actions).
+        let serving = db::lock_for_serving(&config.database.path)?;
         let db = Db::open(&config.database)?;
         let secret = db
             .read_blocking(|conn| db::meta::page_token_key(conn).map_err(DbError::from))
@@ -75,7 +80,18 @@ impl AppState {
             demo_hooks: (mode == Mode::Demo).then(DemoHooks::default),
             db,
             config,
+            serving: Mutex::new(Some(serving)),
         })
+    }
+
+    /// Releases the serving lock once the server has stopped: worker threads may hold
+    /// the state a little longer, but another server may start on the database now.
+    pub fn stop_serving(&self) {
+        let lock = match self.serving.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(lock);
     }
 
     /// The pool and rules actions run with.

@@ -35,7 +35,12 @@ pub fn copy_to(source: &Connection, dest: &Path, force: bool) -> Result<u64, Str
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "backup".into());
-    let temp = dir.join(format!(".{name}.{}.partial", crate::crypto::new_id("tmp")));
+    remove_stale_partials(dir, &name);
+    // One temporary file per destination, locked while a backup writes it: a second
+    // backup to the same place is refused, and a killed one's file is reused, then
+    // removed, by the next run.
+    let temp = dir.join(format!(".{name}.partial"));
+    let guard = lock_partial(&temp)?;
     let result = write_copy(source, &temp).and_then(|()| {
         std::fs::rename(&temp, dest)
             .map_err(|e| format!("cannot move the copy to {}: {e}", dest.display()))?;
@@ -50,20 +55,57 @@ pub fn copy_to(source: &Connection, dest: &Path, force: bool) -> Result<u64, Str
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
+    drop(guard);
     result
 }
 
-fn write_copy(source: &Connection, temp: &Path) -> Result<(), String> {
+/// Creates (owner-only, empty) and locks the temporary file of a backup.
+fn lock_partial(temp: &Path) -> Result<File, String> {
     use std::os::unix::fs::OpenOptionsExt;
-    let describe = |e: rusqlite::Error| format!("backup failed: {e}");
-    // Owner-only from the start: the copy holds every secret the database holds.
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(temp)
         .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another backup is writing {} right now",
+            temp.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", temp.display())),
+    }
+}
+
+/// Removes the temporary files that killed backups to `name` left in `dir` (named
+/// `.<name>.partial`, or `.<name>.<id>.partial` by older versions), unless a running
+/// backup holds them.
+fn remove_stale_partials(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !file_name.starts_with(&prefix) || !file_name.ends_with(".partial") {
+            continue;
+        }
+        let path = entry.path();
+        let unused = File::options()
+            .write(true)
+            .open(&path)
+            .is_ok_and(|file| file.try_lock().is_ok());
+        if unused && std::fs::remove_file(&path).is_ok() {
+            log::info!("removed {} left by an interrupted backup", path.display());
+        }
+    }
+}
+
+fn write_copy(source: &Connection, temp: &Path) -> Result<(), String> {
+    let describe = |e: rusqlite::Error| format!("backup failed: {e}");
+    // `lock_partial` created it owner-only: the copy holds every secret the database holds.
     let mut target =
         Connection::open(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     {

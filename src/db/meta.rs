@@ -4,6 +4,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 const PAGE_TOKEN_KEY: &str = "page_token_key";
 
+/// Runs the smallest query there is: the database answers.
+pub fn ping(conn: &Connection) -> Result<(), super::DbError> {
+    conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
+    Ok(())
+}
+
 /// Creates the instance secrets on first start.
 pub fn ensure_secrets(conn: &Connection) -> rusqlite::Result<()> {
     if page_token_key(conn)?.is_some() {

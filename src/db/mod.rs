@@ -24,8 +24,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::config::{DatabaseConfig, Synchronous};
-use crate::error::ApiError;
-pub use writer::Writer;
+use crate::error::{ApiError, ErrorKind};
+pub use writer::{JobError, Writer};
 
 /// `schema.sql`: the steps that build the schema, each starting with `-- @step N:`.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -89,6 +89,8 @@ pub enum DbError {
     Closed,
     #[error("the database disk is full")]
     Full,
+    #[error("the database could not read or write its files: {0}")]
+    Io(String),
     #[error("a database job panicked")]
     Panicked,
     #[error("connection pool: {0}")]
@@ -104,6 +106,7 @@ impl From<rusqlite::Error> for DbError {
         match error.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError::Busy,
             Some(ErrorCode::DiskFull) => DbError::Full,
+            Some(ErrorCode::SystemIoFailure) => DbError::Io(error.to_string()),
             _ => DbError::Sqlite(error),
         }
     }
@@ -119,13 +122,26 @@ impl From<DbError> for ApiError {
                 ApiError::unavailable("too many writes in flight; retry shortly", 1)
             }
             DbError::Closed => ApiError::unavailable("the server is shutting down", 5),
-            DbError::Full => ApiError::unavailable("the database disk is full", 30),
+            DbError::Full => ApiError::out_of_space(30),
+            DbError::Io(cause) => {
+                log::error!("database I/O: {cause}");
+                ApiError::unavailable(
+                    "the server could not write to its disk; nothing was written; retry shortly",
+                    5,
+                )
+            }
             DbError::Pool(e) => {
                 log::warn!("database pool: {e}");
                 ApiError::unavailable("no database connection available; retry shortly", 1)
             }
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl JobError for ApiError {
+    fn is_disk_full(&self) -> bool {
+        self.kind == ErrorKind::InsufficientStorage
     }
 }
 
@@ -219,6 +235,41 @@ impl Db {
     /// The group-commit writer, for write jobs.
     pub fn writer(&self) -> &Arc<Writer> {
         &self.writer
+    }
+}
+
+/// Held while a server serves a database: an OS lock on `<database>.lock`, so that a
+/// second server on the same file is refused (the CLI does not take it and works
+/// beside a running server). The OS releases it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+/// Takes the serving lock of the database at `path`, or says who holds it.
+pub fn lock_for_serving(path: &Path) -> Result<ServeLock, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    check_location(path)?;
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("database {} is not writable: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(ServeLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "database {} is already being served by another threada process (it holds {}); \
+             stop that one first (the tenant, key and backup commands work beside it)",
+            path.display(),
+            lock_path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!(
+            "cannot lock {} to serve the database: {e}",
+            lock_path.display()
+        )),
     }
 }
 

@@ -35,9 +35,32 @@ impl From<GroupFailure> for DbError {
         match failure {
             GroupFailure::Busy => DbError::Busy,
             GroupFailure::Full => DbError::Full,
-            GroupFailure::Failed => DbError::Corrupt("the write transaction failed".into()),
+            // SQLite rolls a whole transaction back only for storage trouble (I/O,
+            // full disk, out of memory): nothing of the group was written.
+            GroupFailure::Failed => DbError::Io("the write transaction was rolled back".into()),
         }
     }
+}
+
+/// The error of a write job, as the writer needs to see it: when a job's failure rolls
+/// back its whole group, every job of the group hears why.
+pub trait JobError: From<DbError> + Send + 'static {
+    /// Whether this error is the disk being full.
+    fn is_disk_full(&self) -> bool;
+}
+
+impl JobError for DbError {
+    fn is_disk_full(&self) -> bool {
+        matches!(self, DbError::Full)
+    }
+}
+
+/// How a job ended inside its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobEnd {
+    Done,
+    Failed,
+    DiskFull,
 }
 
 impl From<rusqlite::Error> for GroupFailure {
@@ -55,8 +78,8 @@ impl From<rusqlite::Error> for GroupFailure {
 
 /// A queued write, type-erased so that one channel carries every kind of job.
 trait Work: Send {
-    /// Runs the job inside the group's transaction; true when it succeeded.
-    fn run(&mut self, conn: &Connection) -> bool;
+    /// Runs the job inside the group's transaction.
+    fn run(&mut self, conn: &Connection) -> JobEnd;
     /// Delivers the job's outcome once the group's COMMIT has succeeded or failed.
     fn finish(self: Box<Self>, group: Result<(), GroupFailure>);
 }
@@ -71,19 +94,23 @@ impl<F, T, E> Work for Job<F, T, E>
 where
     F: FnOnce(&Connection) -> Result<T, E> + Send,
     T: Send,
-    E: From<DbError> + Send,
+    E: JobError,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Connection) -> JobEnd {
         let Some(work) = self.work.take() else {
-            return false;
+            return JobEnd::Failed;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
             log::error!("a write job panicked; its changes were rolled back");
             Err(E::from(DbError::Panicked))
         });
-        let ok = outcome.is_ok();
+        let end = match &outcome {
+            Ok(_) => JobEnd::Done,
+            Err(e) if e.is_disk_full() => JobEnd::DiskFull,
+            Err(_) => JobEnd::Failed,
+        };
         self.outcome = Some(outcome);
-        ok
+        end
     }
 
     fn finish(self: Box<Self>, group: Result<(), GroupFailure>) {
@@ -127,7 +154,7 @@ impl Writer {
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: JobError,
     {
         let receiver = self.submit(f)?;
         receiver
@@ -140,7 +167,7 @@ impl Writer {
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: JobError,
     {
         let receiver = self.submit(f)?;
         receiver
@@ -162,7 +189,7 @@ impl Writer {
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: JobError,
     {
         let (reply, receiver) = oneshot::channel();
         let job: Box<dyn Work> = Box::new(Job {
@@ -216,12 +243,15 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), Gr
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     for job in group.iter_mut() {
         conn.prepare_cached("SAVEPOINT job")?.execute([])?;
-        let ok = job.run(conn);
+        let end = job.run(conn);
         if conn.is_autocommit() {
             // A statement error (I/O, disk full) rolled back the whole transaction.
-            return Err(GroupFailure::Failed);
+            return Err(match end {
+                JobEnd::DiskFull => GroupFailure::Full,
+                _ => GroupFailure::Failed,
+            });
         }
-        if !ok {
+        if end != JobEnd::Done {
             conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
         }
         conn.prepare_cached("RELEASE job")?.execute([])?;

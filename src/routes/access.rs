@@ -9,7 +9,7 @@ use actix_web::{HttpMessage, HttpRequest, web};
 use rusqlite::Connection;
 
 use crate::auth::{Caller, CallerInfo, Credentials, Needs, Touch, authenticate};
-use crate::db::DbError;
+use crate::db::{DbError, JobError};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -129,6 +129,12 @@ impl From<DbError> for Box<Refusal> {
             info: None,
             error: error.into(),
         })
+    }
+}
+
+impl JobError for Box<Refusal> {
+    fn is_disk_full(&self) -> bool {
+        self.error.is_disk_full()
     }
 }
 

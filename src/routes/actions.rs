@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::access::{read_as, write_as};
-use super::extract::{path_param, read_keyed};
+use super::extract::{no_query, path_param, read_keyed};
 use super::{json, respond, ticket_children};
 use crate::actions::run::{self, Start};
 use crate::auth::{Credentials, Needs};
@@ -81,10 +81,17 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let ticket_id = path_param(&req, "ticket_id").to_string();
     let action_id = path_param(&req, "action_id").to_string();
-    let action = read_as(&state, &req, credentials, READERS, Ok(()), move |cx, ()| {
-        db::actions::get(cx.conn, cx.tenant_id(), &ticket_id, &action_id)?
-            .ok_or_else(|| ApiError::not_found("action_id", "action"))
-    })
+    let action = read_as(
+        &state,
+        &req,
+        credentials,
+        READERS,
+        no_query(&req),
+        move |cx, ()| {
+            db::actions::get(cx.conn, cx.tenant_id(), &ticket_id, &action_id)?
+                .ok_or_else(|| ApiError::not_found("action_id", "action"))
+        },
+    )
     .await?;
     json(StatusCode::OK, &ActionEnvelope { action: &action })
 }

@@ -13,7 +13,9 @@ use rusqlite::Connection;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{parse_json, path_param, read_json, require_json_content_type};
+use super::extract::{
+    no_query, parse_json, path_param, read_body, read_json, require_json_content_type,
+};
 use super::{ADMIN, json, resource};
 use crate::accounts;
 use crate::crypto::{constant_time_eq, sha256};
@@ -29,12 +31,12 @@ pub fn scope() -> Scope {
     web::scope(ADMIN)
         .service(
             resource("/tenants", "GET, POST")
-                .route(web::get().to(list_tenants))
+                .route(super::get().to(list_tenants))
                 .route(web::post().to(create_tenant)),
         )
         .service(
             resource("/tenants/{tenant_id}", "GET, PATCH")
-                .route(web::get().to(get_tenant))
+                .route(super::get().to(get_tenant))
                 .route(web::patch().to(update_tenant)),
         )
         .service(
@@ -43,7 +45,7 @@ pub fn scope() -> Scope {
         )
         .service(
             resource("/tenants/{tenant_id}/keys", "GET, POST")
-                .route(web::get().to(list_keys))
+                .route(super::get().to(list_keys))
                 .route(web::post().to(create_key)),
         )
         .service(
@@ -72,6 +74,7 @@ impl FromRequest for Admin {
         let checked = match req.app_data::<web::Data<AppState>>() {
             Some(state) => not_throttled(state, req)
                 .and_then(|()| authorize(state, req))
+                .and_then(|()| no_query(req))
                 .map(|()| Admin),
             None => Err(ApiError::internal("the admin API has no state")),
         };
@@ -260,9 +263,10 @@ async fn rotate_key(
     _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let grace = parse_grace_body(&req, &body);
+    let body = read_body(&req, payload, state.config.server.max_body_bytes).await;
+    let grace = body.and_then(|body| parse_grace_body(&req, &body));
     let tenant_id = req.match_info().get("tenant_id").map(str::to_string);
     let key_id = path_param(&req, "key_id").to_string();
     let key = write(&state, grace, move |conn, grace| {

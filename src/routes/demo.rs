@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::access::read_as;
+use super::extract::{no_query, read_body};
 use super::middleware::catch_panic;
 use super::{json, resource};
 use crate::auth::Credentials;
@@ -23,7 +24,7 @@ const MAX_BODY_BYTES: usize = 65_536;
 
 /// The demo's hook receiver routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/demo/hooks", "GET").route(web::get().to(list)))
+    cfg.service(resource("/demo/hooks", "GET").route(super::get().to(list)))
         .service(
             web::resource("/demo/hooks/{tail:.*}")
                 .to(receive)
@@ -35,11 +36,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let Some(hooks) = &state.demo_hooks else {
         return super::no_route().await;
     };
+    let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
     let signature = req
         .headers()
         .get("x-threada-signature")
@@ -78,7 +80,7 @@ async fn receive(
             (name.as_str().to_string(), shown)
         })
         .collect();
-    let kept = &body[..body.len().min(MAX_BODY_BYTES)];
+    let kept = &body[..];
     hooks.record(ReceivedHook {
         method: req.method().to_string(),
         path: req.path().trim_start_matches("/demo").to_string(),
@@ -100,7 +102,7 @@ async fn list(
         &req,
         credentials,
         &[Scope::Read],
-        Ok(()),
+        no_query(&req),
         |cx, ()| {
             let demo =
                 db::tenants::action_settings(cx.conn, cx.tenant_id())?.is_some_and(|s| s.demo);

@@ -8,8 +8,12 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
+use actix_web::error::PayloadError;
+
+use crate::domain::listing::QueryParams;
 use crate::error::{ApiError, ErrorKind};
 use crate::idempotency::{HEADER, Idempotency, MAX_KEY_CHARS};
+use crate::state::AppState;
 
 /// Longest serde message echoed back (they can quote the offending value).
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -24,15 +28,29 @@ pub struct JsonBody<T> {
 
 /// Reads a JSON body of at most `limit` bytes and parses it into `T`.
 ///
-/// 415 unless `Content-Type` is `application/json`; 413 past the limit; 400 for
-/// invalid JSON, a wrong type, an unknown field (naming it in `param`).
+/// 415 unless `Content-Type` is `application/json`; 413 past the limit; 408 when the
+/// body stops arriving (`server.request_body_timeout_ms`); 400 for invalid JSON, a
+/// wrong type, an unknown field (naming it in `param`).
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
     canonical: bool,
 ) -> Result<JsonBody<T>, ApiError> {
+    // Endpoints that take a JSON body take no query parameters.
+    no_query(req)?;
     require_json_content_type(req)?;
+    let bytes = read_body(req, payload, limit).await?;
+    parse_json(&bytes, canonical)
+}
+
+/// Reads a whole body of at most `limit` bytes: 413 past it, 408 when it stops
+/// arriving, 400 when the connection breaks.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
@@ -49,18 +67,29 @@ pub async fn read_json<T: DeserializeOwned>(
     }
     let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
+        let chunk = chunk.map_err(|error| match error {
+            PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let timeout = req
+                    .app_data::<web::Data<AppState>>()
+                    .map_or(0, |s| s.config.server.request_body_timeout_ms);
+                ApiError::body_timeout(timeout)
+            }
+            _ => ApiError::new(
                 ErrorKind::InvalidRequest,
                 "the request body could not be read",
-            )
+            ),
         })?;
         if bytes.len() + chunk.len() > limit {
             return Err(too_large());
         }
         bytes.extend_from_slice(&chunk);
     }
-    parse_json(&bytes, canonical)
+    Ok(bytes.freeze())
+}
+
+/// 400 naming the first query parameter, for endpoints that take none.
+pub fn no_query(req: &HttpRequest) -> Result<(), ApiError> {
+    QueryParams::parse(req.query_string(), &[]).map(|_| ())
 }
 
 /// Parses a complete body (see `read_json`).
@@ -74,23 +103,19 @@ pub fn parse_json<T: DeserializeOwned>(
             "the request body is empty; send a JSON object",
         ));
     }
-    if !canonical {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
-        deserializer.end().map_err(syntax_error)?;
-        return Ok(JsonBody {
-            value,
-            canonical: None,
-        });
-    }
-    let tree: serde_json::Value = serde_json::from_slice(bytes).map_err(syntax_error)?;
-    // serde_json's map is ordered by key, so equal bodies give equal bytes.
-    let canonical = serde_json::to_vec(&tree).map_err(ApiError::internal)?;
-    let value = serde_path_to_error::deserialize(&tree).map_err(body_error)?;
-    Ok(JsonBody {
-        value,
-        canonical: Some(canonical),
-    })
+    // Always from the bytes, so that a body is judged the same way with or without an
+    // Idempotency-Key (a repeated field is a 400 either way).
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+    deserializer.end().map_err(syntax_error)?;
+    let canonical = if canonical {
+        let tree: serde_json::Value = serde_json::from_slice(bytes).map_err(syntax_error)?;
+        // serde_json's map is ordered by key, so equal bodies give equal bytes.
+        Some(serde_json::to_vec(&tree).map_err(ApiError::internal)?)
+    } else {
+        None
+    };
+    Ok(JsonBody { value, canonical })
 }
 
 /// 415 unless the request says its body is `application/json`.
@@ -156,6 +181,15 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         .next()
         .unwrap_or_default()
         .to_string();
+    if let Some(field) = text
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        param.push(field.to_string());
+        let param = param.join(".");
+        let message = format!("{} is given more than once", clip(&param, 100));
+        return ApiError::invalid(param, message);
+    }
     if let Some(field) = text
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())

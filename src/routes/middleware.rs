@@ -3,8 +3,19 @@
 //! the access log line (method, path, status, latency, request id, key id; never a
 //! secret, never a query string).
 
+use std::future::Future;
+use std::io;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_rt::time::{Sleep, sleep};
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::ConnectionType;
+use actix_web::web::Bytes;
+use futures_util::Stream;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -44,7 +55,12 @@ pub async fn request_context(
         .and_then(sane_request_id)
         .map_or_else(|| crypto::new_id("req"), str::to_string);
 
+    let mut req = req;
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let has_body = match &state {
+        Some(state) => limit_body_time(&mut req, state.config.server.request_body_timeout_ms),
+        None => false,
+    };
     let address = req.peer_addr().map(|a| a.ip().to_string());
     let response = next.call(req).await?;
     let replacement = match response.response().error() {
@@ -68,6 +84,14 @@ pub async fn request_context(
         Some(replacement) => response.into_response(replacement),
         None => response.map_into_boxed_body(),
     };
+    if has_body && response.status().as_u16() >= 400 {
+        // The body may not have been read to its end: do not wait for the rest of it
+        // on this connection.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
 
     let caller = response.request().extensions().get::<CallerInfo>().cloned();
     let headers = response.headers_mut();
@@ -98,6 +122,42 @@ pub async fn request_context(
         );
     }
     Ok(response)
+}
+
+/// Puts a deadline on the request body: past `timeout_ms` after the head, reading it
+/// fails with a `TimedOut` error (`extract::read_body` answers 408). False when the
+/// request has no body.
+fn limit_body_time(req: &mut ServiceRequest, timeout_ms: u64) -> bool {
+    let payload = req.take_payload();
+    if matches!(payload, Payload::None) {
+        return false;
+    }
+    let timed = TimedPayload {
+        inner: payload,
+        deadline: Box::pin(sleep(Duration::from_millis(timeout_ms))),
+    };
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(timed),
+    });
+    true
+}
+
+/// A request body that fails once its deadline has passed.
+struct TimedPayload {
+    inner: Payload,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Stream for TimedPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let late = io::Error::new(io::ErrorKind::TimedOut, "request body deadline");
+            return Poll::Ready(Some(Err(PayloadError::Io(late))));
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
 }
 
 /// Counts a failed authentication against the client's address; past the address's

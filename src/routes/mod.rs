@@ -16,7 +16,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, Resource, web};
+use actix_web::{HttpResponse, Resource, guard, web};
 use serde::Serialize;
 
 use actix_web::HttpRequest;
@@ -54,34 +54,51 @@ pub const PUBLIC_API: &[(&str, &str)] = &[
 
 /// Every route of the server.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(api("/healthz").route(web::get().to(health::healthz)))
-        .service(api("/readyz").route(web::get().to(health::readyz)))
-        .service(api("/api/v1/public/openapi.json").route(web::get().to(openapi::document)))
+    cfg.service(api("/healthz").route(get().to(health::healthz)))
+        .service(api("/readyz").route(get().to(health::readyz)))
+        .service(api("/api/v1/public/openapi.json").route(get().to(openapi::document)))
         .service(
             api("/api/v1/public/tickets")
-                .route(web::get().to(tickets::list))
+                .route(get().to(tickets::list))
                 .route(web::post().to(tickets::create)),
         )
         .service(
             api("/api/v1/public/tickets/{ticket_id}")
-                .route(web::get().to(tickets::get))
+                .route(get().to(tickets::get))
                 .route(web::patch().to(tickets::update)),
         )
         .service(
             api("/api/v1/public/tickets/{ticket_id}/messages")
-                .route(web::get().to(messages::list))
+                .route(get().to(messages::list))
                 .route(web::post().to(messages::create)),
         )
         .service(
             api("/api/v1/public/tickets/{ticket_id}/actions")
-                .route(web::get().to(actions::list))
+                .route(get().to(actions::list))
                 .route(web::post().to(actions::create)),
         )
         .service(
             api("/api/v1/public/tickets/{ticket_id}/actions/{action_id}")
-                .route(web::get().to(actions::get)),
+                .route(get().to(actions::get)),
         )
         .service(admin::scope());
+}
+
+/// A route for `GET` and `HEAD` alike (HTTP sends a `HEAD` answer without its body).
+pub fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The `Allow` header of a resource: its methods, with `HEAD` wherever `GET` is.
+pub fn allow_header(methods: &str) -> String {
+    methods
+        .split(", ")
+        .flat_map(|method| match method {
+            "GET" => vec!["GET", "HEAD"],
+            other => vec![other],
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A public API resource, with its methods from `PUBLIC_API`.
@@ -108,7 +125,7 @@ fn api(
 /// handler panics answer 500.
 pub fn resource(
     path: &str,
-    allow: &'static str,
+    methods: &str,
 ) -> Resource<
     impl ServiceFactory<
         ServiceRequest,
@@ -118,9 +135,11 @@ pub fn resource(
         InitError = (),
     >,
 > {
+    let allow = allow_header(methods);
     web::resource(path)
-        .default_service(web::to(move || async move {
-            Err::<HttpResponse, ApiError>(ApiError::method_not_allowed(allow))
+        .default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<HttpResponse, ApiError>(ApiError::method_not_allowed(allow)) }
         }))
         .wrap(from_fn(catch_panic))
 }

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::access::{read_as, write_as};
-use super::extract::{path_param, read_json, read_keyed};
+use super::extract::{no_query, path_param, read_json, read_keyed};
 use super::{PageWriter, json, respond};
 use crate::auth::Credentials;
 use crate::db;
@@ -101,7 +101,7 @@ pub async fn get(
         &req,
         credentials,
         &[Scope::Read],
-        Ok(()),
+        no_query(&req),
         move |cx, ()| tickets::view(cx.conn, cx.tenant_id(), &ticket_id),
     )
     .await?;

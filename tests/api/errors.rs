@@ -20,12 +20,12 @@ fn wrong_method_is_a_405_with_allow() {
     let app = TestApp::spawn();
     let reply = app.send("DELETE", "/api/v1/public/tickets", &[], None);
     reply.assert_error(405, "method_not_allowed");
-    assert_eq!(reply.header("allow"), Some("GET, POST"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"));
     let reply = app.send("PUT", "/api/v1/public/tickets/tkt_x", &[], None);
     reply.assert_error(405, "method_not_allowed");
-    assert_eq!(reply.header("allow"), Some("GET, PATCH"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, PATCH"));
     let reply = app.send("POST", "/healthz", &[], None);
-    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
 }
 
 #[test]
