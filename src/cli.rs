@@ -247,12 +247,23 @@ fn serve(config: Config, mode: Mode, json: bool) -> Result<(), CliError> {
             "threada {} listening on http://{address}",
             env!("CARGO_PKG_VERSION")
         );
+        if let (Some(port), Ok(Some(admin))) = (app.admin_port(), state.config.admin_bind_addr()) {
+            log::info!(
+                "admin API, console and metrics also on http://{}:{port}",
+                admin.ip()
+            );
+        }
         log::info!(
             "database {}, synchronous={sync}",
             state.config.database.path.display()
         );
         if mode == Mode::Demo {
-            let demo = crate::demo::prepare(state.db.writer(), &address).await?;
+            let mut demo = crate::demo::prepare(state.db.writer(), &address).await?;
+            demo.console = Some(crate::demo::ConsoleSignIn {
+                url: format!("http://{address}/admin"),
+                admin_token: state.generated_admin_token.clone(),
+                token_from: format!("${}", state.config.admin.token_env),
+            });
             print(json, &demo.summary(&address), || demo.banner(&address))?;
         }
         drop(state);

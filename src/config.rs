@@ -85,6 +85,14 @@ impl Synchronous {
 pub struct AdminConfig {
     /// Name of the environment variable that holds the admin token.
     pub token_env: String,
+    /// A second listen address for the admin API, console and metrics; "" = none.
+    pub bind: String,
+    /// Mark the console's session cookie `Secure` even over plain HTTP (behind TLS).
+    pub secure_cookies: bool,
+    /// A console session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// A console session ends this many hours after sign-in.
+    pub session_max_hours: u64,
 }
 
 /// `[actions]`: the outbound call pool and its limits.
@@ -153,6 +161,10 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             token_env: "THREADA_ADMIN_TOKEN".into(),
+            bind: String::new(),
+            secure_cookies: false,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
         }
     }
 }
@@ -401,6 +413,27 @@ impl Config {
                 "must name an environment variable".into(),
             );
         }
+        if !self.admin.bind.is_empty() && self.admin.bind.parse::<SocketAddr>().is_err() {
+            return fail(
+                "admin.bind",
+                format!(
+                    "{:?} is not a valid listen address (IP:PORT, or empty for none)",
+                    self.admin.bind
+                ),
+            );
+        }
+        if !(1..=1440).contains(&self.admin.session_idle_minutes) {
+            return fail(
+                "admin.session_idle_minutes",
+                "must be between 1 and 1440".into(),
+            );
+        }
+        if !(1..=720).contains(&self.admin.session_max_hours) {
+            return fail(
+                "admin.session_max_hours",
+                "must be between 1 and 720".into(),
+            );
+        }
         if !(1..=1024).contains(&self.actions.threads) {
             return fail("actions.threads", "must be between 1 and 1024".into());
         }
@@ -457,6 +490,19 @@ impl Config {
             return fail("log.level", problem);
         }
         Ok(())
+    }
+
+    /// The admin listener's address, when `admin.bind` is set (validated by `load`).
+    pub fn admin_bind_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.admin.bind.is_empty() {
+            return Ok(None);
+        }
+        self.admin.bind.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "admin.bind: {:?} is not a valid listen address",
+                self.admin.bind
+            ))
+        })
     }
 
     /// The listen address (validated by `load`).
@@ -563,7 +609,7 @@ mod tests {
         let keys = Config::keys();
         assert!(keys.contains(&"server.bind".to_string()));
         assert!(keys.contains(&"actions.allow_private_networks".to_string()));
-        assert_eq!(keys.len(), 26);
+        assert_eq!(keys.len(), 30);
         assert_eq!(Config::env_var_for("server.bind"), "THREADA_SERVER_BIND");
     }
 

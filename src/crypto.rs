@@ -23,9 +23,20 @@ pub fn new_id(prefix: &str) -> String {
 /// creation time, to the microsecond, so an ordered index on the id doubles as one on
 /// the creation time; and they cannot be guessed.
 pub fn id_at(prefix: &str, at: Timestamp) -> String {
-    let micros = u64::try_from(at.micros()).unwrap_or(0);
     let random: u128 = rand::rng().random::<u128>() & ((1u128 << 80) - 1);
-    // 144 bits as 29 base32 digits, most significant first.
+    encode_id(prefix, at, random)
+}
+
+/// The smallest id that `id_at(prefix, at)` can give: ids compare `>=` it exactly
+/// when they were made at or after `at`.
+pub fn id_floor(prefix: &str, at: Timestamp) -> String {
+    encode_id(prefix, at, 0)
+}
+
+/// `prefix_` then the time (64 bits) and 80 random bits as 29 base32 digits, most
+/// significant first.
+fn encode_id(prefix: &str, at: Timestamp, random: u128) -> String {
+    let micros = u64::try_from(at.micros()).unwrap_or(0);
     let high = micros >> 59; // the top 5 bits of the time
     let mut low = (u128::from(micros & ((1u64 << 59) - 1)) << 80) | random;
     let mut encoded = [0u8; 29];
@@ -128,6 +139,15 @@ mod tests {
             id_at("x", Timestamp::from_micros(5)),
             id_at("x", Timestamp::from_micros(5))
         );
+    }
+
+    #[test]
+    fn floors_bound_ids_by_time() {
+        let at = Timestamp::from_micros(1_770_000_000_000_000);
+        let floor = id_floor("tkt", at);
+        assert!(id_at("tkt", at) >= floor);
+        assert!(id_at("tkt", at.minus(std::time::Duration::from_micros(1))) < floor);
+        assert_eq!(floor.len(), 33);
     }
 
     #[test]

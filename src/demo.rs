@@ -78,6 +78,18 @@ pub struct DemoInfo {
     pub ticket_id: String,
     /// Makes the printed create example's external_message_id unique to this run.
     pub run_tag: String,
+    /// How to sign in to the console.
+    pub console: Option<ConsoleSignIn>,
+}
+
+/// The console's address and how to sign in to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleSignIn {
+    pub url: String,
+    /// The token the demo made up, or `None` when the operator set one.
+    pub admin_token: Option<String>,
+    /// Where the token comes from.
+    pub token_from: String,
 }
 
 /// Refuses, before the server starts, a database that holds tenants `demo` did not
@@ -187,6 +199,7 @@ fn prepare_in(conn: &Connection, base_url: &str) -> Result<DemoInfo, ApiError> {
         api_key: key.api_key,
         ticket_id: ticket.ticket_id,
         run_tag: crypto::new_id("run")[4..14].to_string(),
+        console: None,
     })
 }
 
@@ -347,6 +360,7 @@ pub struct DemoSummary {
     pub scopes: Scopes,
     pub ticket_id: String,
     pub hooks_url: String,
+    pub console: Option<ConsoleSignIn>,
     pub examples: Vec<Example>,
 }
 
@@ -399,6 +413,7 @@ impl DemoInfo {
             scopes: Scopes::all(),
             ticket_id: self.ticket_id.clone(),
             hooks_url: format!("http://{address}/demo/hooks"),
+            console: self.console.clone(),
             examples: self.examples(address),
         }
     }
@@ -420,6 +435,16 @@ impl DemoInfo {
              (support.read, support.write, support.actions; a new key is printed at every start)\n",
             self.tenant_id
         );
+        if let Some(console) = &self.console {
+            let token = console
+                .admin_token
+                .as_deref()
+                .unwrap_or(&console.token_from);
+            text.push_str(&format!(
+                "\n  console  {}  (sign in with the admin token: {token})\n",
+                console.url
+            ));
+        }
         for (title, example) in titles.iter().zip(self.examples(address)) {
             text.push_str(&format!(
                 "\n{title}\n\ncurl -X {} \"{}\"",

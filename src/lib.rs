@@ -18,11 +18,13 @@
 //! 4. **Services** — one unit of work per call, each inside one transaction:
 //!    `auth` (API keys and the caller), `accounts` (tenants and keys), `tickets`,
 //!    `idempotency`, `actions` (the outbound client, its guard, pool and the action
-//!    unit of work), `pagination` (page tokens), `ratelimit`, `demo`, `bulk`.
+//!    unit of work), `pagination` (page tokens), `ratelimit`, `sessions` (console
+//!    sign-ins), `demo`, `bulk`.
 //! 5. **`state`** — `AppState`, what a running server shares.
 //! 6. **`routes`** — HTTP: every handler extracts, parses, makes one call as its
 //!    caller (`routes::access`: authenticate first, then report the parse error) and
-//!    answers; plus the middleware and the extractors.
+//!    answers; plus the middleware and the extractors. **`console`** — the admin
+//!    console's pages, over the same services (it uses `routes`' extractors).
 //! 7. **`startup`** binds and builds the server; **`cli`** parses the command line;
 //!    `main.rs` dispatches.
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod bulk;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod deadline;
@@ -44,6 +47,7 @@ pub mod idempotency;
 pub mod pagination;
 pub mod ratelimit;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod tickets;

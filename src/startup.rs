@@ -12,7 +12,7 @@ use std::future::ready;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use actix_http::{HttpService, KeepAlive};
+use actix_http::{Extensions, HttpService, KeepAlive};
 use actix_rt::net::TcpStream;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
 use actix_web::dev::{AppConfig, Server, ServerHandle};
@@ -21,8 +21,10 @@ use actix_web::{App, web};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::console;
 use crate::deadline::GuardedStream;
 use crate::routes;
+use crate::routes::AdminListener;
 use crate::routes::middleware::request_context;
 pub use crate::state::{AppState, Mode};
 
@@ -51,6 +53,7 @@ impl From<crate::config::ConfigError> for StartupError {
 pub struct Application {
     server: Server,
     port: u16,
+    admin_port: Option<u16>,
     state: web::Data<AppState>,
 }
 
@@ -72,11 +75,16 @@ impl Application {
         let local = listener
             .local_addr()
             .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?;
+        let admin_listener = match config.admin_bind_addr()? {
+            Some(admin) => Some(bind(admin, config.server.backlog).map_err(|e| {
+                StartupError(format!("cannot listen on {admin} (admin.bind): {e}"))
+            })?),
+            None => None,
+        };
         let state = web::Data::new(AppState::open(config, mode, local).map_err(StartupError)?);
         let server = &state.config.server;
         let head_timeout = Duration::from_millis(server.request_head_timeout_ms);
         let keep_alive = Duration::from_millis(server.keep_alive_ms);
-        let app_state = state.clone();
         let mut builder = Server::build()
             .max_concurrent_connections(server.max_connections)
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
@@ -86,44 +94,65 @@ impl Application {
         }
         // Idle kept-alive connections close as soon as a graceful stop begins.
         let shutdown = builder.graceful_shutdown_signal();
-        let factory = move || {
-            let shutdown = shutdown.clone();
-            let extra = extra.clone();
-            let app = App::new()
-                .app_data(app_state.clone())
-                .wrap(from_fn(request_context))
-                .configure(routes::configure)
-                .configure(|cfg| {
-                    if mode == Mode::Demo {
-                        routes::demo::configure(cfg);
-                    }
+        // The same application on each listener; the admin one marks its connections.
+        let factory = |admin: bool, local: SocketAddr| {
+            let (app_state, shutdown, extra) = (state.clone(), shutdown.clone(), extra.clone());
+            move || {
+                let shutdown = shutdown.clone();
+                let extra = extra.clone();
+                let app = App::new()
+                    .app_data(app_state.clone())
+                    .wrap(from_fn(request_context))
+                    .configure(routes::configure)
+                    .service(console::scope())
+                    .configure(|cfg| {
+                        if mode == Mode::Demo {
+                            routes::demo::configure(cfg);
+                        }
+                    })
+                    .configure(extra)
+                    .default_service(web::to(routes::no_route))
+                    .into_factory()
+                    .map_err(|error: actix_web::Error| error.as_response_error().error_response());
+                let http = HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
+                    .keep_alive(KeepAlive::Timeout(keep_alive))
+                    .client_request_timeout(head_timeout)
+                    .local_addr(local)
+                    .on_connect_ext(move |_: &GuardedStream, extensions: &mut Extensions| {
+                        if admin {
+                            extensions.insert(AdminListener);
+                        }
+                    })
+                    .h1(map_config(app, |_| AppConfig::default()));
+                fn_service(move |io: TcpStream| {
+                    let peer = io.peer_addr().ok();
+                    ready(Ok((GuardedStream::new(io, head_timeout), peer)))
                 })
-                .configure(extra)
-                .default_service(web::to(routes::no_route))
-                .into_factory()
-                .map_err(|error: actix_web::Error| error.as_response_error().error_response());
-            let http = HttpService::build()
-                .graceful_shutdown_signal(move || {
-                    let shutdown = shutdown.clone();
-                    async move { shutdown.notified().await }
-                })
-                .keep_alive(KeepAlive::Timeout(keep_alive))
-                .client_request_timeout(head_timeout)
-                .local_addr(local)
-                .h1(map_config(app, |_| AppConfig::default()));
-            fn_service(move |io: TcpStream| {
-                let peer = io.peer_addr().ok();
-                ready(Ok((GuardedStream::new(io, head_timeout), peer)))
-            })
-            .and_then(http)
+                .and_then(http)
+            }
         };
-        let server = builder
-            .listen("threada", listener, factory)
-            .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?
-            .run();
+        let mut builder = builder
+            .listen("threada", listener, factory(false, local))
+            .map_err(|e| StartupError(format!("cannot listen on {address}: {e}")))?;
+        let mut admin_port = None;
+        if let Some(admin) = admin_listener {
+            let admin_local = admin
+                .local_addr()
+                .map_err(|e| StartupError(format!("cannot listen on admin.bind: {e}")))?;
+            admin_port = Some(admin_local.port());
+            builder = builder
+                .listen("threada-admin", admin, factory(true, admin_local))
+                .map_err(|e| StartupError(format!("cannot listen on admin.bind: {e}")))?;
+        }
+        let server = builder.run();
         Ok(Application {
             server,
             port: local.port(),
+            admin_port,
             state,
         })
     }
@@ -131,6 +160,11 @@ impl Application {
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `admin.bind` listener, when there is one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
     }
 
     /// The server's shared state.

@@ -3,16 +3,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::actions::ActionRunner;
 use crate::actions::run::Runtime;
 use crate::config::Config;
-use crate::crypto::sha256;
+use crate::crypto::{constant_time_eq, sha256};
 use crate::db::{self, Db, DbError};
 use crate::demo::DemoHooks;
 use crate::domain::action::ActionPolicy;
+use crate::error::ApiError;
 use crate::pagination::PageTokens;
 use crate::ratelimit::RateLimiter;
+use crate::sessions::Sessions;
 
 /// Shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
@@ -40,6 +43,10 @@ pub struct AppState {
     pub admin_token_hash: Option<[u8; 32]>,
     /// The demo's hook receiver, in demo mode only.
     pub demo_hooks: Option<DemoHooks>,
+    /// Console sessions.
+    pub console: Sessions,
+    /// The admin token `threada demo` made up because none was set (printed once).
+    pub generated_admin_token: Option<String>,
     /// This process serves the database, until `stop_serving`.
     serving: Mutex<Option<db::ServeLock>>,
 }
@@ -48,7 +55,16 @@ impl AppState {
     /// Opens the database and starts the writer, maintenance and action threads, for
     /// a server listening on `local` (the demo's receiver lives there).
     pub fn open(config: Config, mode: Mode, local: SocketAddr) -> Result<AppState, String> {
-        let admin_token_hash = admin_token_hash(&config)?;
+        let mut admin_token_hash = admin_token_hash(&config, mode)?;
+        // The demo signs its console in with a token of its own when none is set.
+        let generated_admin_token = match (mode, admin_token_hash) {
+            (Mode::Demo, None) => {
+                let token = crate::crypto::random_secret("", 43).map_err(|e| e.to_string())?;
+                admin_token_hash = Some(sha256(token.as_bytes()));
+                Some(token)
+            }
+            _ => None,
+        };
         // Before anything touches the database (Db::open marks interrupted actions).
         let serving = db::lock_for_serving(&config.database.path)?;
         let db = Db::open(&config.database)?;
@@ -78,6 +94,11 @@ impl AppState {
             },
             admin_token_hash,
             demo_hooks: (mode == Mode::Demo).then(DemoHooks::default),
+            console: Sessions::new(
+                Duration::from_secs(config.admin.session_idle_minutes * 60),
+                Duration::from_secs(config.admin.session_max_hours * 3600),
+            ),
+            generated_admin_token,
             db,
             config,
             serving: Mutex::new(Some(serving)),
@@ -94,6 +115,43 @@ impl AppState {
         drop(lock);
     }
 
+    /// Checks an admin token against the configured one, in constant time.
+    pub fn check_admin_token(&self, token: &str) -> Result<(), ApiError> {
+        let Some(expected) = &self.admin_token_hash else {
+            return Err(ApiError::unauthenticated(format!(
+                "the admin API and console are disabled: set the {} environment variable \
+                 and restart the server",
+                self.config.admin.token_env
+            )));
+        };
+        if !constant_time_eq(&sha256(token.trim().as_bytes()), expected) {
+            return Err(ApiError::unauthenticated("invalid admin token"));
+        }
+        Ok(())
+    }
+
+    /// 429 while `address` has used up its failed authentications.
+    pub fn refuse_if_throttled(&self, address: &str) -> Result<(), ApiError> {
+        match self.auth_failures.exhausted(address) {
+            Some(seconds) => Err(ApiError::too_many(
+                format!("too many failed authentications from this address; retry in {seconds} s"),
+                seconds,
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication from `address`; 429 once past its burst.
+    pub fn count_failed_auth(&self, address: &str) -> Result<(), ApiError> {
+        match self.auth_failures.check(address).retry_after {
+            Some(seconds) => Err(ApiError::too_many(
+                format!("too many failed authentications from this address; retry in {seconds} s"),
+                seconds,
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The pool and rules actions run with.
     pub fn action_runtime(&self) -> Runtime<'_> {
         Runtime {
@@ -105,12 +163,16 @@ impl AppState {
 
 /// The admin token's digest; `None` (the admin API off) when the variable is unset,
 /// an error when the token is too short to resist guessing.
-fn admin_token_hash(config: &Config) -> Result<Option<[u8; 32]>, String> {
+fn admin_token_hash(config: &Config, mode: Mode) -> Result<Option<[u8; 32]>, String> {
     let name = &config.admin.token_env;
     let token = match std::env::var(name) {
         Ok(token) if !token.trim().is_empty() => token,
         _ => {
-            log::warn!("admin API disabled: the environment variable {name} is not set");
+            if mode == Mode::Serve {
+                log::warn!(
+                    "admin API and console disabled: the environment variable {name} is not set"
+                );
+            }
             return Ok(None);
         }
     };

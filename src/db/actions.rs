@@ -159,6 +159,30 @@ pub fn list(
 }
 
 /// Where a walk continues after `action`.
+/// Up to `limit` actions of the tenant across its tickets after `after`, newest
+/// first, plus whether more follow.
+pub fn list_recent(
+    conn: &Connection,
+    tenant_id: &str,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> Result<(Vec<Action>, bool), DbError> {
+    let id = after.map_or("\u{10FFFF}", |c| c.id.as_str());
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM actions
+         WHERE tenant_id = ?1 AND action_id < ?2
+         ORDER BY action_id DESC
+         LIMIT {}",
+        limit + 1
+    ))?;
+    let mut items = statement
+        .query_map(params![tenant_id, id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok((items, more))
+}
+
 pub fn cursor_after(action: &Action) -> Cursor {
     Cursor {
         key: 0,

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod messages;
 pub mod meta;
+pub mod stats;
 pub mod tenants;
 pub mod tickets;
 pub mod writer;

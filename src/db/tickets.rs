@@ -214,14 +214,8 @@ impl SummaryRow<'_> {
 
     /// Where a walk in `sort` order continues after this row.
     pub fn cursor(&self, sort: TicketSort) -> Cursor {
-        let key = match sort {
-            TicketSort::LastMessageDesc => self.last_message_at.micros(),
-            TicketSort::UpdatedAsc => self.updated_at.micros(),
-            // The id starts with the creation time: it is the whole key.
-            TicketSort::CreatedDesc | TicketSort::CreatedAsc => 0,
-        };
         Cursor {
-            key,
+            key: sort_key(sort, self.last_message_at, self.updated_at),
             id: self.ticket_id.to_string(),
         }
     }
@@ -267,14 +261,25 @@ impl Serialize for SummaryRow<'_> {
     }
 }
 
-/// The SQL and arguments of one page: `limit + 1` rows after `after` in `sort` order.
-/// Keyset only: every page is an index range scan from its cursor, never an OFFSET.
+/// Which way a keyset walk goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// The page after the cursor, in `sort` order.
+    Forward,
+    /// The page before the cursor (read in reverse, then turned back).
+    Backward,
+}
+
+/// The SQL and arguments of one page: `limit + 1` rows after `after` in `sort` order
+/// (or before it, walking back). Keyset only: every page is an index range scan from
+/// its cursor, never an OFFSET.
 fn list_query(
     tenant_id: &str,
     filter: &TicketFilter,
     sort: TicketSort,
     after: Option<&Cursor>,
     limit: u32,
+    way: Way,
 ) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {COLUMNS} FROM tickets t WHERE tenant_id = ?");
     let mut args: Vec<Value> = vec![Value::Text(tenant_id.to_string())];
@@ -323,7 +328,7 @@ fn list_query(
         );
         args.push(Value::Text(tag.as_str().to_string()));
     }
-    let (direction, comparison) = if sort.descending() {
+    let (direction, comparison) = if sort.descending() == (way == Way::Forward) {
         ("DESC", "<")
     } else {
         ("ASC", ">")
@@ -365,7 +370,7 @@ pub fn list_each(
     limit: u32,
     mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
 ) -> Result<Option<Cursor>, DbError> {
-    let (sql, args) = list_query(tenant_id, filter, sort, after, limit);
+    let (sql, args) = list_query(tenant_id, filter, sort, after, limit, Way::Forward);
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(params_from_iter(args))?;
     let mut seen = 0;
@@ -399,6 +404,47 @@ pub fn list(
         Ok(())
     })?;
     Ok((items, next))
+}
+
+/// Up to `limit` tickets just before `before` in `sort` order, in that order, and
+/// whether more come before them (the console's "previous" page).
+pub fn list_before(
+    conn: &Connection,
+    tenant_id: &str,
+    filter: &TicketFilter,
+    sort: TicketSort,
+    before: &Cursor,
+    limit: u32,
+) -> Result<(Vec<TicketSummary>, bool), DbError> {
+    let (sql, args) = list_query(tenant_id, filter, sort, Some(before), limit, Way::Backward);
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params_from_iter(args))?;
+    let mut items = Vec::with_capacity(limit as usize + 1);
+    while let Some(row) = rows.next()? {
+        items.push(SummaryRow::read(row)?.to_owned());
+    }
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    items.reverse();
+    Ok((items, more))
+}
+
+/// Where a walk in `sort` order continues after `summary`.
+pub fn cursor_of(summary: &TicketSummary, sort: TicketSort) -> Cursor {
+    Cursor {
+        key: sort_key(sort, summary.last_message_at, summary.updated_at),
+        id: summary.ticket_id.clone(),
+    }
+}
+
+/// The sort key a cursor carries besides the id.
+fn sort_key(sort: TicketSort, last_message_at: Timestamp, updated_at: Timestamp) -> i64 {
+    match sort {
+        TicketSort::LastMessageDesc => last_message_at.micros(),
+        TicketSort::UpdatedAsc => updated_at.micros(),
+        // The id starts with the creation time: it is the whole key.
+        TicketSort::CreatedDesc | TicketSort::CreatedAsc => 0,
+    }
 }
 
 /// Messages shown inline in a ticket view.
@@ -473,8 +519,12 @@ mod tests {
         ];
         for (name, sort) in crate::domain::listing::TicketSort::NAMES {
             for filter in &filters {
-                for after in [None, Some(&cursor)] {
-                    let (sql, args) = list_query("ten_x", filter, sort, after, 25);
+                for (after, way) in [
+                    (None, Way::Forward),
+                    (Some(&cursor), Way::Forward),
+                    (Some(&cursor), Way::Backward),
+                ] {
+                    let (sql, args) = list_query("ten_x", filter, sort, after, 25, way);
                     assert!(!sql.contains("OFFSET"));
                     let plan: Vec<String> = conn
                         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

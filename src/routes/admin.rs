@@ -18,7 +18,6 @@ use super::extract::{
 };
 use super::{ADMIN, json, resource};
 use crate::accounts;
-use crate::crypto::{constant_time_eq, sha256};
 use crate::domain::present;
 use crate::domain::tenant::{
     DEFAULT_GRACE, NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
@@ -85,27 +84,22 @@ impl FromRequest for Admin {
 /// While an address is throttled for failed authentications, its admin requests are
 /// refused without looking at the token, so that guessing it gains nothing.
 pub fn not_throttled(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let address = req
-        .peer_addr()
+    state.refuse_if_throttled(&client_address(req))
+}
+
+/// The client's address as seen on the socket.
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
         .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    match state.auth_failures.exhausted(&address) {
-        Some(seconds) => Err(ApiError::too_many(
-            format!("too many failed authentications from this address; retry in {seconds} s"),
-            seconds,
-        )),
-        None => Ok(()),
-    }
+        .unwrap_or_default()
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
 fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(expected) = &state.admin_token_hash else {
-        return Err(ApiError::unauthenticated(format!(
-            "the admin API is disabled: set the {} environment variable and restart the server",
-            state.config.admin.token_env
-        )));
-    };
+    // Disabled before anything else, so that the answer says so whatever was sent.
+    if state.admin_token_hash.is_none() {
+        return state.check_admin_token("");
+    }
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -116,10 +110,7 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::unauthenticated("use Authorization: Bearer <admin token>"))?;
-    if !constant_time_eq(&sha256(token.as_bytes()), expected) {
-        return Err(ApiError::unauthenticated("invalid admin token"));
-    }
-    Ok(())
+    state.check_admin_token(token)
 }
 
 #[derive(Debug, Serialize)]

@@ -69,13 +69,14 @@ pub async fn request_context(
             None => ApiError::from_status(error.as_response_error().status_code())
                 .to_response(Some(&request_id)),
         }),
-        None if response.status().as_u16() >= 400 && !is_json(&response) => {
+        // The console answers its errors with pages of its own.
+        None if response.status().as_u16() >= 400 && !is_json(&response) && !is_html(&response) => {
             Some(ApiError::from_status(response.status()).to_response(Some(&request_id)))
         }
         None => None,
     };
     let replacement = match (response.status().as_u16(), &state, &address) {
-        (401, Some(state), Some(address)) => throttled(state, address)
+        (401, Some(state), Some(address)) if !is_html(&response) => throttled(state, address)
             .map(|error| error.to_response(Some(&request_id)))
             .or(replacement),
         _ => replacement,
@@ -195,6 +196,14 @@ pub async fn catch_panic(
             ))
         }
     }
+}
+
+fn is_html<B>(response: &ServiceResponse<B>) -> bool {
+    response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 fn is_json<B>(response: &ServiceResponse<B>) -> bool {

@@ -32,6 +32,15 @@ use access::read_as;
 use extract::path_param;
 use middleware::catch_panic;
 
+/// Marks the connections of the `admin.bind` listener (a connection extension).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminListener;
+
+/// Whether a request came in on the `admin.bind` listener.
+pub fn on_admin_listener(req: &HttpRequest) -> bool {
+    req.conn_data::<AdminListener>().is_some()
+}
+
 /// The admin API's base path.
 pub const ADMIN: &str = "/api/v1/admin";
 

@@ -7,6 +7,7 @@ mod abuse;
 mod actions;
 mod auth;
 mod cli;
+mod console;
 mod errors;
 mod openapi;
 mod operator;

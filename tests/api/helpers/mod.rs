@@ -3,6 +3,7 @@
 //! `stub` (a local receiver for actions).
 
 pub mod app;
+pub mod browser;
 pub mod cli;
 pub mod client;
 pub mod process;
