@@ -148,3 +148,95 @@ CREATE INDEX idempotency_keys_by_action ON idempotency_keys (tenant_id, action_i
 -- @step 2: tenants created by `threada demo` are marked, so that demo never touches
 -- another tenant and its private-network exception applies to its own tenant only.
 ALTER TABLE tenants ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;
+
+-- @step 3: full-text search, the event feed (an outbox written with each change), and
+-- event webhooks with their deliveries and attempts.
+--
+-- Search: one FTS5 document per ticket subject and per message, contentless (only the
+-- index is kept; the text stays in tickets and messages) with secure-delete, so that
+-- removed text leaves no token behind. A document's rowid is the ticket's search_key
+-- shifted left 24 bits, plus 0 for the subject or the message's number in its ticket:
+-- a match names its ticket without a lookup. search_key comes from a counter in meta.
+ALTER TABLE tickets ADD COLUMN search_key INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+UPDATE tickets SET search_key = rowid;
+UPDATE tickets SET message_count = (
+    SELECT count(*) FROM messages m
+    WHERE m.tenant_id = tickets.tenant_id AND m.ticket_id = tickets.ticket_id);
+CREATE UNIQUE INDEX tickets_by_search_key ON tickets (tenant_id, search_key);
+INSERT INTO meta (name, value)
+    SELECT 'next_search_key', coalesce(max(search_key), 0) + 1 FROM tickets;
+CREATE VIRTUAL TABLE ticket_search USING fts5(
+    body, content = '', contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO ticket_search (ticket_search, rank) VALUES ('secure-delete', 1);
+INSERT INTO ticket_search (rowid, body) SELECT search_key << 24, subject FROM tickets;
+INSERT INTO ticket_search (rowid, body)
+    SELECT (t.search_key << 24) + m.seq, m.content
+    FROM (SELECT tenant_id, ticket_id, content,
+                 row_number() OVER (PARTITION BY tenant_id, ticket_id ORDER BY message_id) AS seq
+          FROM messages) m
+    JOIN tickets t ON t.tenant_id = m.tenant_id AND t.ticket_id = m.ticket_id;
+
+-- The event feed: per tenant, seq is assigned inside the writing transaction (max + 1),
+-- so that seq order is commit order, even across processes.
+CREATE TABLE events (
+    tenant_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    event_id   TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    ticket_id  TEXT,
+    data       TEXT NOT NULL,                    -- JSON; '{}' once erased
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX events_by_id ON events (tenant_id, event_id);
+CREATE INDEX events_by_ticket ON events (tenant_id, ticket_id) WHERE ticket_id IS NOT NULL;
+-- The highest seq retention has removed, per tenant: an older page token is a 410.
+CREATE TABLE event_horizons (
+    tenant_id  TEXT PRIMARY KEY,
+    purged_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE webhook_subscriptions (
+    tenant_id            TEXT NOT NULL,
+    subscription_id      TEXT NOT NULL,
+    url                  TEXT NOT NULL,
+    event_types          TEXT NOT NULL,           -- JSON array; [] = every type
+    status               TEXT NOT NULL CHECK (status IN ('active', 'paused')),
+    paused_reason        TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, subscription_id)
+) WITHOUT ROWID;
+
+CREATE TABLE webhook_deliveries (
+    tenant_id       TEXT NOT NULL,
+    delivery_id     TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    event_seq       INTEGER NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,                      -- when it is due; also a lease while sending
+    created_at      INTEGER NOT NULL,
+    completed_at    INTEGER,
+    PRIMARY KEY (tenant_id, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (tenant_id, next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_by_subscription
+    ON webhook_deliveries (tenant_id, subscription_id, delivery_id);
+
+CREATE TABLE webhook_attempts (
+    tenant_id     TEXT NOT NULL,
+    delivery_id   TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    started_at    INTEGER NOT NULL,
+    duration_ms   INTEGER NOT NULL,
+    http_status   INTEGER,
+    error_code    TEXT,
+    error_message TEXT,
+    PRIMARY KEY (tenant_id, delivery_id, attempt)
+) WITHOUT ROWID;

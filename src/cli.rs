@@ -13,6 +13,9 @@ use serde::Serialize;
 use crate::accounts;
 use crate::config::Config;
 use crate::db;
+use crate::db::webhooks::Subscription;
+use crate::domain::action::ActionPolicy;
+use crate::domain::event::{SubscriptionChange, SubscriptionStatus, parse_types};
 use crate::domain::scope::Scopes;
 use crate::domain::tenant::{
     DEFAULT_GRACE, MAX_KEY_NAME_CHARS, MAX_TENANT_NAME_CHARS, NewKey, NewTenant, TenantPatch,
@@ -20,6 +23,7 @@ use crate::domain::tenant::{
 };
 use crate::error::ApiError;
 use crate::startup::{Application, Mode};
+use crate::webhooks;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +56,9 @@ pub enum Command {
     /// Manage API keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage event webhook subscriptions
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Write a consistent copy of the database (safe while the server runs)
     Backup {
         /// Where to write the copy
@@ -134,6 +141,45 @@ pub enum KeyCommand {
     Revoke { key_id: String },
 }
 
+/// `webhook …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Subscribe a URL to a tenant's events (every type unless --event is given)
+    Create {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+        /// A path joined to the tenant's action base URL, or a URL on its origins
+        #[arg(long)]
+        url: String,
+        /// An event type to send (repeatable): ticket.created, ticket.updated, …
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+    },
+    /// List a tenant's subscriptions
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+    },
+    /// Stop sending a subscription's deliveries (they wait until resumed)
+    Pause { subscription_id: String },
+    /// Send a paused subscription's deliveries again, starting now
+    Resume { subscription_id: String },
+    /// Delete a subscription and its deliveries
+    Delete { subscription_id: String },
+    /// A subscription's recent deliveries and their attempts, newest first
+    Deliveries {
+        subscription_id: String,
+        #[arg(long, default_value_t = 25)]
+        limit: u32,
+    },
+    /// Send a delivery again (same event, same event id)
+    Replay {
+        delivery_id: String,
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+    },
+}
+
 /// `key create` arguments.
 #[derive(Debug, Args)]
 pub struct KeyCreate {
@@ -201,6 +247,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo => serve(config, Mode::Demo, json),
         Command::Tenant(command) => tenant(&config, command, json),
         Command::Key(command) => key(&config, command, json),
+        Command::Webhook(command) => webhook(&config, command, json),
         Command::Backup { dest, force } => backup(&config, &dest, force, json),
         Command::BulkLoad(load) => bulk_load(&config, &load, json),
     }
@@ -509,4 +556,129 @@ fn bulk_load(config: &Config, load: &BulkLoad, json: bool) -> Result<(), CliErro
             report.created, report.seconds, report.tickets_per_second
         )
     })
+}
+
+fn webhook(config: &Config, command: WebhookCommand, json: bool) -> Result<(), CliError> {
+    // The CLI checks URLs as a server without the demo's exception would.
+    let policy = ActionPolicy {
+        allow_private_networks: config.actions.allow_private_networks,
+        demo_origin: None,
+        max_body_json_bytes: config.actions.max_body_json_bytes,
+    };
+    let status = |status| SubscriptionChange {
+        status: Some(status),
+        ..SubscriptionChange::default()
+    };
+    let show = |s: &Subscription| {
+        let types: Vec<&str> = s.event_types.iter().map(|t| t.as_str()).collect();
+        format!(
+            "{}  {}  {}  {}",
+            s.subscription_id,
+            s.status.as_str(),
+            s.url,
+            if types.is_empty() {
+                "all events".to_string()
+            } else {
+                types.join(",")
+            }
+        )
+    };
+    match command {
+        WebhookCommand::Create {
+            tenant,
+            url,
+            events,
+        } => {
+            let change = SubscriptionChange {
+                url: Some(url),
+                event_types: Some(parse_types(events.iter().map(String::as_str), "--event")?),
+                status: None,
+            };
+            let created = write(config, |conn| {
+                webhooks::create(conn, &tenant, &change, &policy)
+            })?;
+            print(json, &created, || show(&created))
+        }
+        WebhookCommand::List { tenant } => {
+            let conn = open(config)?;
+            accounts::get_tenant(&conn, &tenant)?;
+            let items = db::webhooks::list(&conn, &tenant).map_err(ApiError::from)?;
+            print(
+                json,
+                &Items {
+                    items: items.clone(),
+                },
+                || items.iter().map(show).collect::<Vec<_>>().join("\n"),
+            )
+        }
+        WebhookCommand::Pause { subscription_id } => {
+            let change = status(SubscriptionStatus::Paused);
+            let paused = write(config, |conn| {
+                webhooks::update(conn, None, &subscription_id, &change, &policy)
+            })?;
+            print(json, &paused, || show(&paused))
+        }
+        WebhookCommand::Resume { subscription_id } => {
+            let change = status(SubscriptionStatus::Active);
+            let resumed = write(config, |conn| {
+                webhooks::update(conn, None, &subscription_id, &change, &policy)
+            })?;
+            print(json, &resumed, || show(&resumed))
+        }
+        WebhookCommand::Delete { subscription_id } => {
+            write(config, |conn| {
+                webhooks::delete(conn, None, &subscription_id)
+            })?;
+            print(
+                json,
+                &serde_json::json!({ "deleted": subscription_id }),
+                || format!("deleted {subscription_id}"),
+            )
+        }
+        WebhookCommand::Deliveries {
+            subscription_id,
+            limit,
+        } => {
+            let conn = open(config)?;
+            let subscription = webhooks::get(&conn, None, &subscription_id)?;
+            let (items, _) = db::webhooks::deliveries(
+                &conn,
+                &subscription.tenant_id,
+                &subscription_id,
+                None,
+                limit.clamp(1, 100),
+            )
+            .map_err(ApiError::from)?;
+            print(
+                json,
+                &Items {
+                    items: items.clone(),
+                },
+                || {
+                    items
+                        .iter()
+                        .map(|d| {
+                            format!(
+                                "{}  {}  {}  {} attempt(s)",
+                                d.delivery_id,
+                                d.status.as_str(),
+                                d.event_type.map_or("-", |t| t.as_str()),
+                                d.attempts
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            )
+        }
+        WebhookCommand::Replay {
+            delivery_id,
+            tenant,
+        } => {
+            let delivery = write(config, |conn| webhooks::replay(conn, &tenant, &delivery_id))?;
+            print(json, &delivery, || {
+                format!("{} will be sent again", delivery.delivery_id)
+            })
+        }
+    }
 }

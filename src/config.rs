@@ -23,7 +23,48 @@ pub struct Config {
     pub admin: AdminConfig,
     pub actions: ActionsConfig,
     pub rate_limit: RateLimitConfig,
+    pub events: EventsConfig,
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
+}
+
+/// `[events]`: the event feed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events older than this many days are removed; older page tokens get 410.
+    pub retention_days: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { retention_days: 30 }
+    }
+}
+
+/// `[webhooks]`: delivery of events to subscribers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// A delivery is retried for this many hours after its event, then fails.
+    pub retry_for_hours: u64,
+    /// The first retry waits this long; each next one twice as long (with jitter).
+    pub retry_base_ms: u64,
+    /// The longest wait between two attempts.
+    pub retry_max_ms: u64,
+    /// A subscription is paused after this many failed attempts in a row.
+    pub pause_after_failures: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            retry_for_hours: 24,
+            retry_base_ms: 10_000,
+            retry_max_ms: 3_600_000,
+            pause_after_failures: 20,
+        }
+    }
 }
 
 /// `[server]`: the listener and request limits.
@@ -486,6 +527,33 @@ impl Config {
         if self.rate_limit.burst == 0 {
             return fail("rate_limit.burst", "must be at least 1".into());
         }
+        if !(1..=3650).contains(&self.events.retention_days) {
+            return fail("events.retention_days", "must be between 1 and 3650".into());
+        }
+        if !(1..=720).contains(&self.webhooks.retry_for_hours) {
+            return fail(
+                "webhooks.retry_for_hours",
+                "must be between 1 and 720".into(),
+            );
+        }
+        if !(10..=3_600_000).contains(&self.webhooks.retry_base_ms) {
+            return fail(
+                "webhooks.retry_base_ms",
+                "must be between 10 and 3600000".into(),
+            );
+        }
+        if self.webhooks.retry_max_ms < self.webhooks.retry_base_ms {
+            return fail(
+                "webhooks.retry_max_ms",
+                "must be at least webhooks.retry_base_ms".into(),
+            );
+        }
+        if !(1..=10_000).contains(&self.webhooks.pause_after_failures) {
+            return fail(
+                "webhooks.pause_after_failures",
+                "must be between 1 and 10000".into(),
+            );
+        }
         if let Err(problem) = check_log_filter(&self.log.level) {
             return fail("log.level", problem);
         }
@@ -609,7 +677,7 @@ mod tests {
         let keys = Config::keys();
         assert!(keys.contains(&"server.bind".to_string()));
         assert!(keys.contains(&"actions.allow_private_networks".to_string()));
-        assert_eq!(keys.len(), 30);
+        assert_eq!(keys.len(), 35);
         assert_eq!(Config::env_var_for("server.bind"), "THREADA_SERVER_BIND");
     }
 

@@ -22,6 +22,7 @@ pub enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    Gone,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -42,6 +43,7 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::Gone => StatusCode::GONE,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -194,6 +196,7 @@ impl ApiError {
                 "the request did not arrive in time",
             ),
             409 => ApiError::conflict("conflict"),
+            410 => ApiError::new(ErrorKind::Gone, "gone"),
             413 => ApiError::new(ErrorKind::PayloadTooLarge, "request body is too large"),
             415 => ApiError::new(
                 ErrorKind::UnsupportedMediaType,
@@ -285,7 +288,7 @@ mod tests {
     #[test]
     fn every_kind_maps_to_its_status() {
         for status in [
-            400u16, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 507,
+            400u16, 401, 403, 404, 405, 408, 409, 410, 413, 415, 422, 429, 500, 503, 507,
         ] {
             let code = StatusCode::from_u16(status).unwrap();
             let error = ApiError::from_status(code);

@@ -19,7 +19,8 @@
 //!    `auth` (API keys and the caller), `accounts` (tenants and keys), `tickets`,
 //!    `idempotency`, `actions` (the outbound client, its guard, pool and the action
 //!    unit of work), `pagination` (page tokens), `ratelimit`, `sessions` (console
-//!    sign-ins), `demo`, `bulk`.
+//!    sign-ins), `webhooks` (subscriptions and their dispatcher), `maintenance`
+//!    (purges and schedules), `demo`, `bulk`.
 //! 5. **`state`** — `AppState`, what a running server shares.
 //! 6. **`routes`** — HTTP: every handler extracts, parses, makes one call as its
 //!    caller (`routes::access`: authenticate first, then report the parse error) and
@@ -44,6 +45,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod idempotency;
+pub mod maintenance;
 pub mod pagination;
 pub mod ratelimit;
 pub mod routes;
@@ -51,3 +53,4 @@ pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod tickets;
+pub mod webhooks;

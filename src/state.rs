@@ -2,7 +2,7 @@
 //! No globals: tests run several servers in one process, each with its own state.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::actions::ActionRunner;
@@ -13,9 +13,11 @@ use crate::db::{self, Db, DbError};
 use crate::demo::DemoHooks;
 use crate::domain::action::ActionPolicy;
 use crate::error::ApiError;
+use crate::maintenance::Maintenance;
 use crate::pagination::PageTokens;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
+use crate::webhooks::Dispatcher;
 
 /// Shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
@@ -31,14 +33,18 @@ pub enum Mode {
 /// Everything handlers share.
 pub struct AppState {
     pub config: Config,
-    pub db: Db,
+    pub db: Arc<Db>,
     pub tokens: PageTokens,
     /// Per API key.
     pub limiter: RateLimiter,
     /// Failed authentications, per client address.
     pub auth_failures: RateLimiter,
-    pub actions: ActionRunner,
+    pub actions: Arc<ActionRunner>,
     pub action_policy: ActionPolicy,
+    /// Sends webhook deliveries.
+    pub webhooks: Dispatcher,
+    /// Purges and schedules on a clock.
+    pub maintenance: Maintenance,
     /// SHA-256 of the admin token; `None` turns the admin API off.
     pub admin_token_hash: Option<[u8; 32]>,
     /// The demo's hook receiver, in demo mode only.
@@ -67,7 +73,7 @@ impl AppState {
         };
         // Before anything touches the database (Db::open marks interrupted actions).
         let serving = db::lock_for_serving(&config.database.path)?;
-        let db = Db::open(&config.database)?;
+        let db = Arc::new(Db::open(&config.database)?);
         let secret = db
             .read_blocking(|conn| db::meta::page_token_key(conn).map_err(DbError::from))
             .map_err(|e| format!("database: {e}"))?
@@ -79,6 +85,19 @@ impl AppState {
             );
         }
         let rates = &config.rate_limit;
+        let actions = Arc::new(ActionRunner::new(&config.actions));
+        let action_policy = ActionPolicy {
+            allow_private_networks: config.actions.allow_private_networks,
+            demo_origin: (mode == Mode::Demo).then(|| format!("http://{local}")),
+            max_body_json_bytes: config.actions.max_body_json_bytes,
+        };
+        let webhooks = Dispatcher::start(
+            Arc::clone(&db),
+            Arc::clone(&actions),
+            action_policy.clone(),
+            config.webhooks.clone(),
+            &config.actions,
+        );
         Ok(AppState {
             tokens: PageTokens::new(secret),
             limiter: RateLimiter::new(rates.requests_per_minute, rates.burst),
@@ -86,12 +105,10 @@ impl AppState {
                 rates.unauthenticated_per_minute,
                 rates.unauthenticated_burst,
             ),
-            actions: ActionRunner::new(&config.actions),
-            action_policy: ActionPolicy {
-                allow_private_networks: config.actions.allow_private_networks,
-                demo_origin: (mode == Mode::Demo).then(|| format!("http://{local}")),
-                max_body_json_bytes: config.actions.max_body_json_bytes,
-            },
+            maintenance: Maintenance::start(Arc::clone(&db), &config),
+            actions,
+            action_policy,
+            webhooks,
             admin_token_hash,
             demo_hooks: (mode == Mode::Demo).then(DemoHooks::default),
             console: Sessions::new(
@@ -108,6 +125,8 @@ impl AppState {
     /// Releases the serving lock once the server has stopped: worker threads may hold
     /// the state a little longer, but another server may start on the database now.
     pub fn stop_serving(&self) {
+        self.webhooks.stop();
+        self.maintenance.stop();
         let lock = match self.serving.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),

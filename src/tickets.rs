@@ -3,12 +3,14 @@
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::clock::Timestamp;
 use crate::db::contacts::Contact;
 use crate::db::messages::{self, Message, NewRow};
 use crate::db::tickets::{self, TicketSummary, TicketView};
-use crate::db::{contacts, is_unique_violation};
+use crate::db::{contacts, events, is_unique_violation};
+use crate::domain::event::EventType;
 use crate::domain::ticket::{MAX_TAGS, NewMessage, NewTicket, Role, Status, TicketPatch};
 use crate::error::ApiError;
 
@@ -84,7 +86,8 @@ pub fn view(conn: &Connection, tenant_id: &str, ticket_id: &str) -> Result<Ticke
     tickets::view(conn, tenant_id, ticket_id)?.ok_or_else(ticket_not_found)
 }
 
-/// Creates a ticket with its contact (reused when known) and first message.
+/// Creates a ticket with its contact (reused when known) and first message, its
+/// search documents, and its `ticket.created` event.
 pub fn create_ticket(
     conn: &Connection,
     tenant_id: &str,
@@ -96,19 +99,21 @@ pub fn create_ticket(
         .as_ref()
         .map(|c| contacts::upsert(conn, tenant_id, c, now))
         .transpose()?;
-    let summary = tickets::insert(
+    let row = tickets::insert(
         conn,
         tenant_id,
         new,
         contact.as_ref().map(|c| c.contact_id.as_str()),
         now,
     )?;
+    let summary = row.summary;
     let first = &new.initial_message;
     let message = insert_message(
         conn,
         tenant_id,
         NewRow {
             ticket_id: &summary.ticket_id,
+            search: (row.search_key, 1),
             role: first.role,
             content: &first.content,
             channel: summary.channel,
@@ -117,12 +122,22 @@ pub fn create_ticket(
         now,
         "initial_message.external_message_id",
     )?;
-    Ok(TicketView {
+    let view = TicketView {
         summary,
         contact,
         messages: vec![message],
         has_more_messages: false,
-    })
+    };
+    let data = json!({ "ticket": &view });
+    events::append(
+        conn,
+        tenant_id,
+        EventType::TicketCreated,
+        Some(&view.summary.ticket_id),
+        &data,
+        now,
+    )?;
+    Ok(view)
 }
 
 /// Inserts a message; a duplicate external id is a 409 naming the message that has it.
@@ -161,16 +176,18 @@ pub fn add_message(
     new: &NewMessage,
 ) -> Result<Message, ApiError> {
     let row = tickets::get(conn, tenant_id, ticket_id)?.ok_or_else(ticket_not_found)?;
-    let mut summary = row.summary;
+    let mut summary = row.summary.clone();
     if summary.status == Status::Closed {
         return Err(ticket_closed());
     }
     let now = Timestamp::now();
+    let number = row.message_count + 1;
     let message = insert_message(
         conn,
         tenant_id,
         NewRow {
             ticket_id,
+            search: (row.search_key, number),
             role: new.role,
             content: &new.content,
             channel: new.channel.unwrap_or(summary.channel),
@@ -184,9 +201,51 @@ pub fn add_message(
     if new.role == Role::User && matches!(summary.status, Status::Pending | Status::Resolved) {
         summary.status = Status::Open;
     }
-    let tags = summary.tags.clone();
-    tickets::save(conn, &summary, &tags)?;
+    tickets::save(conn, &row, &summary, number)?;
+    let data = json!({ "message": &message });
+    events::append(
+        conn,
+        tenant_id,
+        EventType::MessageCreated,
+        Some(ticket_id),
+        &data,
+        now,
+    )?;
+    announce_changes(conn, &row.summary, &summary, now)?;
     Ok(message)
+}
+
+/// Writes a `ticket.updated` event naming the fields that changed (subject, status,
+/// priority, tags), if any did.
+fn announce_changes(
+    conn: &Connection,
+    before: &TicketSummary,
+    after: &TicketSummary,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let mut changes = serde_json::Map::new();
+    let mut note = |field: &str, from: Value, to: Value| {
+        if from != to {
+            changes.insert(field.to_string(), json!({ "from": from, "to": to }));
+        }
+    };
+    note("subject", json!(before.subject), json!(after.subject));
+    note("status", json!(before.status), json!(after.status));
+    note("priority", json!(before.priority), json!(after.priority));
+    note("tags", json!(before.tags), json!(after.tags));
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let data = json!({ "ticket": after, "changes": changes });
+    events::append(
+        conn,
+        &after.tenant_id,
+        EventType::TicketUpdated,
+        Some(&after.ticket_id),
+        &data,
+        now,
+    )?;
+    Ok(())
 }
 
 /// Applies a PATCH and answers with what `can_read` allows: the whole ticket, or
@@ -216,11 +275,10 @@ pub fn update_ticket(
     patch: &TicketPatch,
 ) -> Result<TicketSummary, ApiError> {
     let row = tickets::get(conn, tenant_id, ticket_id)?.ok_or_else(ticket_not_found)?;
-    let mut summary = row.summary;
+    let mut summary = row.summary.clone();
     if summary.status == Status::Closed {
         return Err(ticket_closed());
     }
-    let previous_tags = summary.tags.clone();
     if let Some(subject) = &patch.subject {
         summary.subject = subject.clone();
     }
@@ -247,7 +305,9 @@ pub fn update_ticket(
         ))
         .with_param("add_tags"));
     }
-    summary.updated_at = Timestamp::now();
-    tickets::save(conn, &summary, &previous_tags)?;
+    let now = Timestamp::now();
+    summary.updated_at = now;
+    tickets::save(conn, &row, &summary, row.message_count)?;
+    announce_changes(conn, &row.summary, &summary, now)?;
     Ok(summary)
 }

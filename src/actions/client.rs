@@ -15,11 +15,11 @@ use crate::crypto::signature_v1;
 use crate::db::actions::{ActionFailure, ActionResult};
 use crate::domain::action::ActionRequest;
 
-/// Who is calling, on which action and ticket.
+/// What threada adds to a call: its own `X-Threada-*` headers (an action's or a
+/// delivery's ids), and the tenant's secret that signs the body.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
-    pub action_id: &'a str,
-    pub ticket_id: &'a str,
+    pub headers: &'a [(&'static str, &'a str)],
     pub signing_secret: &'a str,
 }
 
@@ -74,13 +74,13 @@ impl Outbound {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        builder = builder
-            .header("X-Threada-Action-Id", context.action_id)
-            .header("X-Threada-Ticket-Id", context.ticket_id)
-            .header(
-                "X-Threada-Signature",
-                format!("t={timestamp},v1={signature}"),
-            );
+        for (name, value) in context.headers {
+            builder = builder.header(*name, *value);
+        }
+        builder = builder.header(
+            "X-Threada-Signature",
+            format!("t={timestamp},v1={signature}"),
+        );
         let agent = if request.allow_private {
             &self.open
         } else {

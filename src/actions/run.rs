@@ -137,8 +137,10 @@ pub async fn complete(
         let result = outbound.call(
             &request,
             CallContext {
-                action_id: &action.action_id,
-                ticket_id: &action.ticket_id,
+                headers: &[
+                    ("X-Threada-Action-Id", &action.action_id),
+                    ("X-Threada-Ticket-Id", &action.ticket_id),
+                ],
                 signing_secret: &signing_secret,
             },
         );

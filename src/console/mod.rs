@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use crate::accounts;
 use crate::clock::Timestamp;
 use crate::db;
+use crate::domain::event::{SubscriptionBody, SubscriptionChange, SubscriptionStatus};
 use crate::domain::listing::{Cursor, QueryParams, TicketQuery, TicketSort};
 use crate::domain::tenant::{
     NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
@@ -28,6 +29,7 @@ use crate::routes::{get, resource};
 use crate::sessions::{COOKIE, Session, csrf_matches};
 use crate::state::AppState;
 use crate::tickets;
+use crate::webhooks;
 use views::{Chrome, TenantForm, TicketFilters};
 
 /// Tickets per console page.
@@ -85,6 +87,27 @@ pub fn scope() -> Scope {
             resource("/tenants/{tenant_id}/tickets/{ticket_id}", "GET").route(get().to(ticket)),
         )
         .service(resource("/tenants/{tenant_id}/actions", "GET").route(get().to(action_list)))
+        .service(
+            resource("/tenants/{tenant_id}/webhooks", "POST").route(web::post().to(create_webhook)),
+        )
+        .service(
+            resource("/tenants/{tenant_id}/webhooks/{subscription_id}", "GET")
+                .route(get().to(webhook_deliveries)),
+        )
+        .service(
+            resource(
+                "/tenants/{tenant_id}/webhooks/{subscription_id}/{change}",
+                "POST",
+            )
+            .route(web::post().to(change_webhook)),
+        )
+        .service(
+            resource(
+                "/tenants/{tenant_id}/deliveries/{delivery_id}/replay",
+                "POST",
+            )
+            .route(web::post().to(replay_delivery)),
+        )
         .service(resource("/static/console.css", "GET").route(get().to(stylesheet)))
         .service(resource("/static/console.js", "GET").route(get().to(script)))
         .service(resource("/static/favicon.svg", "GET").route(get().to(icon)))
@@ -457,11 +480,12 @@ async fn tenant_page(
     let loaded = read(state, move |conn| {
         let tenant = accounts::get_tenant(conn, &tenant_id)?;
         let keys = accounts::list_keys(conn, &tenant_id)?;
-        Ok((tenant, keys))
+        let hooks = db::webhooks::list(conn, &tenant_id)?;
+        Ok((tenant, keys, hooks))
     })
     .await;
     match loaded {
-        Ok((tenant, keys)) => {
+        Ok((tenant, keys, hooks)) => {
             let form = form.unwrap_or_else(|| TenantForm {
                 name: tenant.name.clone(),
                 action_base_url: tenant.action_base_url.clone().unwrap_or_default(),
@@ -471,7 +495,7 @@ async fn tenant_page(
             let message = error.map(|e| e.message.as_ref());
             html(
                 status,
-                views::tenant(chrome, &tenant, &keys, &form, message),
+                views::tenant(chrome, &tenant, &keys, &hooks, &form, message),
             )
         }
         Err(e) => failure(Some(chrome), &e),
@@ -878,6 +902,133 @@ async fn action_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             )
         }
         Err(e) => failure(Some(chrome), &e),
+    }
+}
+
+// ---- webhooks -------------------------------------------------------------------
+
+async fn create_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, form) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let body = SubscriptionBody {
+        url: Some(form.get("url").to_string()),
+        event_types: Some(form.all("event_types")),
+        status: None,
+    };
+    let (id, policy) = (tenant_id.clone(), state.action_policy.clone());
+    let created = match SubscriptionChange::new_subscription(body) {
+        Ok(change) => {
+            write(&state, move |conn| {
+                webhooks::create(conn, &id, &change, &policy)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(_) => see_other(&format!("/admin/tenants/{tenant_id}")),
+        Err(e) => tenant_page(&state, chrome, tenant_id, None, Some(&e)).await,
+    }
+}
+
+/// Pause, resume or delete a subscription (`{change}` in the path).
+async fn change_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, _) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "subscription_id").to_string();
+    let (tenant, policy) = (tenant_id.clone(), state.action_policy.clone());
+    let status = match path_param(&req, "change") {
+        "pause" => Some(SubscriptionStatus::Paused),
+        "resume" => Some(SubscriptionStatus::Active),
+        "delete" => None,
+        _ => return failure(Some(chrome), &ApiError::not_found("change", "page")),
+    };
+    let changed = write(&state, move |conn| match status {
+        Some(status) => {
+            let change = SubscriptionChange {
+                status: Some(status),
+                ..SubscriptionChange::default()
+            };
+            webhooks::update(conn, Some(&tenant), &id, &change, &policy).map(|_| ())
+        }
+        None => webhooks::delete(conn, Some(&tenant), &id),
+    })
+    .await;
+    match changed {
+        Ok(()) => see_other(&format!("/admin/tenants/{tenant_id}")),
+        Err(e) => failure(Some(chrome), &e),
+    }
+}
+
+async fn webhook_deliveries(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let (_, session) = match signed_in(&state, &req) {
+        Ok(found) => found,
+        Err(redirect) => return *redirect,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "subscription_id").to_string();
+    let loaded = read(&state, move |conn| {
+        let tenant = accounts::get_tenant(conn, &tenant_id)?;
+        let hook = webhooks::get(conn, Some(&tenant_id), &id)?;
+        let (items, _) = db::webhooks::deliveries(conn, &tenant_id, &id, None, 100)?;
+        Ok((tenant, hook, items))
+    })
+    .await;
+    match loaded {
+        Ok((tenant, hook, items)) => html(
+            StatusCode::OK,
+            views::deliveries(chrome, &tenant, &hook, &items),
+        ),
+        Err(e) => failure(Some(chrome), &e),
+    }
+}
+
+async fn replay_delivery(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, _) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "delivery_id").to_string();
+    let tenant = tenant_id.clone();
+    match write(&state, move |conn| webhooks::replay(conn, &tenant, &id)).await {
+        Ok(delivery) => see_other(&format!(
+            "/admin/tenants/{tenant_id}/webhooks/{}",
+            delivery.subscription_id
+        )),
+        Err(e) => failure(
+            Some(Chrome {
+                csrf: &session.csrf,
+            }),
+            &e,
+        ),
     }
 }
 

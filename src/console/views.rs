@@ -11,6 +11,8 @@ use crate::db::keys::ApiKey;
 use crate::db::stats::{CHART_DAYS, TenantStats};
 use crate::db::tenants::Tenant;
 use crate::db::tickets::{TicketSummary, TicketView};
+use crate::db::webhooks::{Delivery, Subscription};
+use crate::domain::event::{EventType, SubscriptionStatus};
 use crate::domain::scope::Scope;
 use crate::domain::ticket::{Channel, Priority, Role, Status};
 
@@ -273,11 +275,12 @@ fn scope_boxes() -> Markup {
     }
 }
 
-/// One tenant: its settings, its signing secret rotation, and its API keys.
+/// One tenant: its settings, its signing secret rotation, its API keys and webhooks.
 pub fn tenant(
     chrome: Chrome<'_>,
     tenant: &Tenant,
     keys: &[ApiKey],
+    hooks: &[Subscription],
     form: &TenantForm,
     error: Option<&str>,
 ) -> Markup {
@@ -336,6 +339,8 @@ pub fn tenant(
                 input #expires_in type="text" name="expires_in" placeholder="never";
                 button type="submit" data-testid="create-key" { "Create key" }
             }
+            h2 { "Event webhooks" }
+            (webhooks(chrome, tenant, hooks))
             h2 { "Settings" }
             form.card method="post" action=(base) {
                 (csrf_field(chrome.csrf))
@@ -348,6 +353,102 @@ pub fn tenant(
                     "replaces it at once: hooks must verify with the new one." }
                 button type="submit" data-testid="rotate-signing-secret" { "Rotate signing secret" }
             }
+        },
+    )
+}
+
+fn webhooks(chrome: Chrome<'_>, tenant: &Tenant, hooks: &[Subscription]) -> Markup {
+    let base = format!("/admin/tenants/{}/webhooks", tenant.tenant_id);
+    html! {
+        @if !hooks.is_empty() {
+            table {
+                thead { tr { th { "URL" } th { "Events" } th { "Status" } th { "Failures in a row" } th { "" } } }
+                tbody {
+                    @for hook in hooks {
+                        tr data-subscription-id=(hook.subscription_id) {
+                            td { a href=(format!("{base}/{}", hook.subscription_id)) { (hook.url) } }
+                            td { @if hook.event_types.is_empty() { "all" } @else {
+                                (hook.event_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) } }
+                            td data-testid="subscription-status" {
+                                span class=(format!("badge {}", hook.status.as_str())) { (hook.status.as_str()) }
+                                @if let Some(reason) = &hook.paused_reason { br; span.muted { (reason) } }
+                            }
+                            td { (hook.consecutive_failures) }
+                            td.actions {
+                                @let action = if hook.status == SubscriptionStatus::Paused { "resume" } else { "pause" };
+                                form.inline method="post" action=(format!("{base}/{}/{action}", hook.subscription_id)) {
+                                    (csrf_field(chrome.csrf))
+                                    button type="submit" data-testid=(format!("{action}-webhook")) { (action) }
+                                }
+                                form.inline method="post" action=(format!("{base}/{}/delete", hook.subscription_id)) {
+                                    (csrf_field(chrome.csrf))
+                                    button.danger type="submit" data-testid="delete-webhook" { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form.card method="post" action=(base) {
+            (csrf_field(chrome.csrf))
+            label for="hook-url" { "URL (a path on the action base URL, or a URL on an allowed origin)" }
+            input #hook-url type="text" name="url" required placeholder="/hooks/events";
+            fieldset {
+                legend { "Events (none checked: all)" }
+                @for event_type in EventType::ALL {
+                    label.check { input type="checkbox" name="event_types" value=(event_type.as_str()); (event_type.as_str()) }
+                }
+            }
+            button type="submit" data-testid="create-webhook" { "Add webhook" }
+        }
+    }
+}
+
+/// A subscription's deliveries, newest first, with every attempt and a replay button.
+pub fn deliveries(
+    chrome: Chrome<'_>,
+    tenant: &Tenant,
+    hook: &Subscription,
+    items: &[Delivery],
+) -> Markup {
+    page(
+        "Deliveries",
+        Some(chrome),
+        html! {
+            p.muted { a href=(format!("/admin/tenants/{}", tenant.tenant_id)) { "← " (tenant.name) } }
+            h1 { "Deliveries to " (hook.url) }
+            p { span class=(format!("badge {}", hook.status.as_str())) { (hook.status.as_str()) }
+                @if let Some(reason) = &hook.paused_reason { " " (reason) } }
+            table {
+                thead { tr { th { "Delivery" } th { "Event" } th { "Status" } th { "Attempts" } th { "Next try" } th { "" } } }
+                tbody {
+                    @for delivery in items {
+                        tr data-delivery-id=(delivery.delivery_id) class=(format!("status-{}", delivery.status.as_str())) {
+                            td { code { (delivery.delivery_id) } br; span.muted { (time(Some(delivery.created_at))) } }
+                            td { (delivery.event_type.map_or("expired", |t| t.as_str())) br;
+                                 code.muted { (delivery.event_id.as_deref().unwrap_or("—")) } }
+                            td data-testid="delivery-status" { span class=(format!("badge {}", delivery.status.as_str())) { (delivery.status.as_str()) } }
+                            td {
+                                @for attempt in &delivery.history {
+                                    div { "#" (attempt.attempt) " " (time(Some(attempt.started_at))) " · "
+                                        @if let Some(status) = attempt.http_status { "HTTP " (status) } @else { "no answer" }
+                                        " · " (attempt.duration_ms) " ms"
+                                        @if let Some(code) = &attempt.error_code { " · " strong { (code) } } }
+                                }
+                            }
+                            td { (time(delivery.next_attempt_at)) }
+                            td {
+                                form.inline method="post" action=(format!("/admin/tenants/{}/deliveries/{}/replay", tenant.tenant_id, delivery.delivery_id)) {
+                                    (csrf_field(chrome.csrf))
+                                    button type="submit" data-testid="replay-delivery" { "Replay" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if items.is_empty() { p.muted { "No delivery yet." } }
         },
     )
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::DbError;
 use crate::clock::Timestamp;
+use crate::domain::event::EventType;
 use crate::domain::listing::Cursor;
 use crate::domain::named_enum;
 use crate::error::ApiError;
@@ -96,7 +97,7 @@ pub fn insert(conn: &Connection, action: &Action) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Stores the outcome of a running action.
+/// Stores the outcome of a running action, with its `action.completed` event.
 pub fn complete(conn: &Connection, action: &Action) -> Result<(), DbError> {
     let result = action
         .result
@@ -115,6 +116,15 @@ pub fn complete(conn: &Connection, action: &Action) -> Result<(), DbError> {
         result,
         action.completed_at
     ])?;
+    let data = serde_json::json!({ "action": action });
+    super::events::append(
+        conn,
+        &action.tenant_id,
+        EventType::ActionCompleted,
+        Some(&action.ticket_id),
+        &data,
+        action.completed_at.unwrap_or_else(Timestamp::now),
+    )?;
     Ok(())
 }
 

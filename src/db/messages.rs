@@ -40,20 +40,23 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 #[derive(Debug, Clone, Copy)]
 pub struct NewRow<'a> {
     pub ticket_id: &'a str,
+    /// The ticket's search key, and this message's number in the ticket (1, 2, …).
+    pub search: (i64, i64),
     pub role: Role,
     pub content: &'a str,
     pub channel: Channel,
     pub external_message_id: Option<&'a str>,
 }
 
-/// Inserts a message. A duplicate `external_message_id` fails on the UNIQUE index
-/// (`is_unique_violation`); `find_external` then names the existing message.
+/// Inserts a message and its search document. A duplicate `external_message_id`
+/// fails on the UNIQUE index (`is_unique_violation`); `find_external` then names the
+/// existing message.
 pub fn insert(
     conn: &Connection,
     tenant_id: &str,
     new: NewRow<'_>,
     now: Timestamp,
-) -> Result<Message, rusqlite::Error> {
+) -> Result<Message, DbError> {
     let message = Message {
         message_id: crypto::id_at("msg", now),
         ticket_id: new.ticket_id.to_string(),
@@ -78,6 +81,8 @@ pub fn insert(
         message.external_message_id,
         now
     ])?;
+    let (search_key, number) = new.search;
+    super::search::index(conn, search_key, number, new.content)?;
     Ok(message)
 }
 

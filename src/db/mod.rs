@@ -7,14 +7,16 @@
 pub mod actions;
 pub mod backup;
 pub mod contacts;
+pub mod events;
 pub mod idempotency;
 pub mod keys;
-pub mod maintenance;
 pub mod messages;
 pub mod meta;
+pub mod search;
 pub mod stats;
 pub mod tenants;
 pub mod tickets;
+pub mod webhooks;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -153,10 +155,10 @@ impl From<rusqlite::Error> for ApiError {
 }
 
 /// Whether an error is a UNIQUE constraint violation.
-pub fn is_unique_violation(error: &rusqlite::Error) -> bool {
+pub fn is_unique_violation(error: &DbError) -> bool {
     matches!(
         error,
-        rusqlite::Error::SqliteFailure(e, _)
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
@@ -202,7 +204,6 @@ impl Db {
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", config.path.display()))?;
         let writer = Arc::new(Writer::start(conn));
-        maintenance::start(Arc::downgrade(&writer));
         Ok(Db { pool, writer })
     }
 

@@ -4,7 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
-use super::DbError;
+use super::{DbError, search};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::domain::listing::Cursor;
@@ -31,10 +31,19 @@ pub struct TicketSummary {
 pub struct TicketRow {
     pub summary: TicketSummary,
     pub contact_id: Option<String>,
+    /// Names the ticket's documents in the search index.
+    pub search_key: i64,
+    /// How many messages the ticket holds.
+    pub message_count: i64,
 }
 
 const COLUMNS: &str = "ticket_id, tenant_id, subject, status, priority, channel, tags, \
-                       created_at, updated_at, last_message_at, contact_id";
+                       created_at, updated_at, last_message_at, contact_id, search_key, \
+                       message_count";
+/// How many columns `COLUMNS` names (a search adds its score after them).
+const COLUMN_COUNT: usize = 13;
+/// A search document's rowid is its ticket's search key shifted left this much.
+pub const SEARCH_SHIFT: u32 = 24;
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<TicketRow> {
     let tags: String = row.get(6)?;
@@ -52,17 +61,20 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<TicketRow> {
             last_message_at: row.get(9)?,
         },
         contact_id: row.get(10)?,
+        search_key: row.get(11)?,
+        message_count: row.get(12)?,
     })
 }
 
-/// Inserts a new ticket (without its first message) and its tags.
+/// Inserts a new ticket, its tags and its subject's search document; its first
+/// message (number 1) is the caller's to insert.
 pub fn insert(
     conn: &Connection,
     tenant_id: &str,
     new: &NewTicket,
     contact_id: Option<&str>,
     now: Timestamp,
-) -> Result<TicketSummary, DbError> {
+) -> Result<TicketRow, DbError> {
     let summary = TicketSummary {
         ticket_id: crypto::id_at("tkt", now),
         tenant_id: tenant_id.to_string(),
@@ -75,10 +87,12 @@ pub fn insert(
         updated_at: now,
         last_message_at: now,
     };
+    let search_key = search::next_key(conn)?;
     conn.prepare_cached(
         "INSERT INTO tickets (tenant_id, ticket_id, subject, status, priority, channel, tags,
-                              contact_id, created_at, updated_at, last_message_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+                              contact_id, created_at, updated_at, last_message_at, search_key,
+                              message_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?10, 1)",
     )?
     .execute(params![
         tenant_id,
@@ -89,10 +103,17 @@ pub fn insert(
         summary.channel,
         join_tags(&summary.tags),
         contact_id,
-        now
+        now,
+        search_key
     ])?;
     add_tags(conn, tenant_id, &summary.ticket_id, &summary.tags)?;
-    Ok(summary)
+    search::index(conn, search_key, 0, &summary.subject)?;
+    Ok(TicketRow {
+        summary,
+        contact_id: contact_id.map(str::to_string),
+        search_key,
+        message_count: 1,
+    })
 }
 
 fn add_tags(
@@ -145,15 +166,17 @@ pub fn exists(conn: &Connection, tenant_id: &str, ticket_id: &str) -> Result<boo
         .exists([tenant_id, ticket_id])?)
 }
 
-/// Writes a ticket's changed fields and brings `ticket_tags` in line with `tags`.
+/// Writes a ticket's changed fields (`after`, with `after_messages` messages), and
+/// brings `ticket_tags` and the subject's search document in line with them.
 pub fn save(
     conn: &Connection,
+    before: &TicketRow,
     summary: &TicketSummary,
-    previous_tags: &[Tag],
+    after_messages: i64,
 ) -> Result<(), DbError> {
     conn.prepare_cached(
         "UPDATE tickets SET subject = ?3, status = ?4, priority = ?5, tags = ?6,
-                            updated_at = ?7, last_message_at = ?8
+                            updated_at = ?7, last_message_at = ?8, message_count = ?9
          WHERE tenant_id = ?1 AND ticket_id = ?2",
     )?
     .execute(params![
@@ -164,9 +187,14 @@ pub fn save(
         summary.priority,
         join_tags(&summary.tags),
         summary.updated_at,
-        summary.last_message_at
+        summary.last_message_at,
+        after_messages
     ])?;
-    if summary.tags != previous_tags {
+    if summary.subject != before.summary.subject {
+        search::reindex_subject(conn, before.search_key, &summary.subject)?;
+    }
+    let previous_tags = &before.summary.tags;
+    if &summary.tags != previous_tags {
         let removed: Vec<Tag> = previous_tags
             .iter()
             .filter(|t| !summary.tags.contains(t))
@@ -281,8 +309,22 @@ fn list_query(
     limit: u32,
     way: Way,
 ) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {COLUMNS} FROM tickets t WHERE tenant_id = ?");
-    let mut args: Vec<Value> = vec![Value::Text(tenant_id.to_string())];
+    let mut args: Vec<Value> = Vec::new();
+    let mut sql = match &filter.search {
+        // Matching documents, grouped by ticket (a document's rowid names its ticket):
+        // each ticket's best score, then its row by (tenant_id, search_key).
+        Some(search) => {
+            args.push(Value::Text(search.to_fts()));
+            format!(
+                "WITH hits AS (SELECT rowid >> {SEARCH_SHIFT} AS k, min(rank) AS score \
+                 FROM ticket_search WHERE ticket_search MATCH ? GROUP BY k) \
+                 SELECT {COLUMNS}, hits.score FROM hits JOIN tickets t \
+                 ON t.tenant_id = ? AND t.search_key = hits.k WHERE 1"
+            )
+        }
+        None => format!("SELECT {COLUMNS} FROM tickets t WHERE tenant_id = ?"),
+    };
+    args.push(Value::Text(tenant_id.to_string()));
     // Enum names come from a closed set and go into the text; a LIMIT bound as a
     // parameter would make SQLite (with STAT4) re-prepare the statement on every run.
     let mut any_of = |column: &str, values: Vec<&'static str>| {
@@ -337,13 +379,17 @@ fn list_query(
     let key = match sort {
         TicketSort::LastMessageDesc => Some("last_message_at"),
         TicketSort::UpdatedAsc => Some("updated_at"),
+        TicketSort::Relevance => Some("hits.score"),
         TicketSort::CreatedDesc | TicketSort::CreatedAsc => None,
     };
     if let Some(cursor) = after {
         match key {
             Some(column) => {
                 sql.push_str(&format!(" AND ({column}, ticket_id) {comparison} (?, ?)"));
-                args.push(Value::Integer(cursor.key));
+                args.push(match sort {
+                    TicketSort::Relevance => Value::Real(score_of_key(cursor.key)),
+                    _ => Value::Integer(cursor.key),
+                });
             }
             None => sql.push_str(&format!(" AND ticket_id {comparison} ?")),
         }
@@ -383,7 +429,13 @@ pub fn list_each(
         each(&summary)?;
         seen += 1;
         if seen == limit {
-            last = Some(summary.cursor(sort));
+            last = Some(match sort {
+                TicketSort::Relevance => Cursor {
+                    key: key_of_score(row.get(COLUMN_COUNT)?),
+                    id: summary.ticket_id.to_string(),
+                },
+                _ => summary.cursor(sort),
+            });
         }
     }
     Ok(None)
@@ -437,14 +489,24 @@ pub fn cursor_of(summary: &TicketSummary, sort: TicketSort) -> Cursor {
     }
 }
 
-/// The sort key a cursor carries besides the id.
+/// The sort key a cursor carries besides the id (a relevance score is carried by
+/// `key_of_score` instead).
 fn sort_key(sort: TicketSort, last_message_at: Timestamp, updated_at: Timestamp) -> i64 {
     match sort {
         TicketSort::LastMessageDesc => last_message_at.micros(),
         TicketSort::UpdatedAsc => updated_at.micros(),
         // The id starts with the creation time: it is the whole key.
-        TicketSort::CreatedDesc | TicketSort::CreatedAsc => 0,
+        TicketSort::CreatedDesc | TicketSort::CreatedAsc | TicketSort::Relevance => 0,
     }
+}
+
+/// A relevance score in a cursor's integer key (its bits, exactly).
+fn key_of_score(score: f64) -> i64 {
+    i64::from_ne_bytes(score.to_bits().to_ne_bytes())
+}
+
+fn score_of_key(key: i64) -> f64 {
+    f64::from_bits(u64::from_ne_bytes(key.to_ne_bytes()))
 }
 
 /// Messages shown inline in a ticket view.
@@ -518,6 +580,9 @@ mod tests {
             },
         ];
         for (name, sort) in crate::domain::listing::TicketSort::NAMES {
+            if sort == TicketSort::Relevance {
+                continue;
+            }
             for filter in &filters {
                 for (after, way) in [
                     (None, Way::Forward),

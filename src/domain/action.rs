@@ -113,7 +113,7 @@ pub struct ActionPolicy {
 impl ActionPolicy {
     /// Whether a call of a tenant with `settings` to `target` may reach a private
     /// address.
-    fn allows_private(&self, settings: &ActionSettings, target: &Url) -> bool {
+    pub fn allows_private(&self, settings: &ActionSettings, target: &Url) -> bool {
         self.allow_private_networks
             || (settings.demo
                 && self.demo_origin.as_deref() == Some(&target.origin().ascii_serialization()))
@@ -156,10 +156,10 @@ impl ActionRequest {
             None => Method::Post,
         };
         let url = required(payload.url, "payload.url")?;
-        let target = resolve_url(&url, settings)?;
+        let target = resolve_url(&url, settings, "payload.url")?;
         let allow_private = policy.allows_private(settings, &target);
         if !allow_private {
-            refuse_blocked_literal(&target)?;
+            refuse_blocked_literal(&target, "payload.url")?;
         }
         let headers = parse_headers(payload.headers.unwrap_or_default())?;
         if let Some(body) = &payload.body_json {
@@ -268,8 +268,9 @@ pub fn redact_query(url: &str) -> String {
     redacted
 }
 
-/// 400 when the URL names a loopback, private or otherwise non-public IP address.
-fn refuse_blocked_literal(url: &Url) -> Result<(), ApiError> {
+/// 400 (naming `param`) when the URL names a loopback, private or otherwise non-public
+/// IP address.
+pub fn refuse_blocked_literal(url: &Url, param: &str) -> Result<(), ApiError> {
     let literal = match url.host() {
         Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
         Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
@@ -277,9 +278,9 @@ fn refuse_blocked_literal(url: &Url) -> Result<(), ApiError> {
     };
     match literal.filter(|ip| is_blocked(*ip)) {
         Some(ip) => Err(ApiError::invalid(
-            "payload.url",
+            param,
             format!(
-                "payload.url names {ip}, a loopback, private, link-local or otherwise non-public address"
+                "{param} names {ip}, a loopback, private, link-local or otherwise non-public address"
             ),
         )),
         None => Ok(()),
@@ -287,9 +288,8 @@ fn refuse_blocked_literal(url: &Url) -> Result<(), ApiError> {
 }
 
 /// Joins a path to the base URL, or checks an absolute URL's origin.
-fn resolve_url(raw: &str, settings: &ActionSettings) -> Result<Url, ApiError> {
-    const PARAM: &str = "payload.url";
-    let invalid = |why: &str| ApiError::invalid(PARAM, format!("payload.url {why}"));
+pub fn resolve_url(raw: &str, settings: &ActionSettings, param: &str) -> Result<Url, ApiError> {
+    let invalid = |why: &str| ApiError::invalid(param, format!("{param} {why}"));
     if raw.is_empty() || raw.len() > MAX_URL_CHARS {
         return Err(invalid(&format!("must be 1-{MAX_URL_CHARS} characters")));
     }

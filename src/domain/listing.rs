@@ -1,6 +1,7 @@
 //! Query strings of list endpoints: limit, page_token, filters and sort.
 
 use crate::clock::Timestamp;
+use crate::domain::search::SearchQuery;
 use crate::domain::ticket::{Channel, Priority, Status, Tag};
 use crate::error::ApiError;
 
@@ -96,20 +97,23 @@ impl Page {
 /// Orders of `GET /tickets`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketSort {
-    /// Most recent activity first (the default).
+    /// Most recent activity first (the default without `q`).
     LastMessageDesc,
     CreatedDesc,
     CreatedAsc,
     UpdatedAsc,
+    /// Best match first (the default with `q`; only with `q`).
+    Relevance,
 }
 
 impl TicketSort {
     /// The `sort` values and what they mean.
-    pub const NAMES: [(&'static str, TicketSort); 4] = [
+    pub const NAMES: [(&'static str, TicketSort); 5] = [
         ("-last_message_at", TicketSort::LastMessageDesc),
         ("-created_at", TicketSort::CreatedDesc),
         ("created_at", TicketSort::CreatedAsc),
         ("updated_at", TicketSort::UpdatedAsc),
+        ("relevance", TicketSort::Relevance),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +137,8 @@ pub struct TicketFilter {
     pub priorities: Vec<Priority>,
     pub tags: Vec<Tag>,
     pub updated_since: Option<Timestamp>,
+    /// `q`: full-text search over subjects and messages.
+    pub search: Option<SearchQuery>,
 }
 
 /// `GET /tickets`, parsed.
@@ -147,6 +153,7 @@ pub struct TicketQuery {
 pub const TICKET_QUERY_PARAMS: &[&str] = &[
     "limit",
     "page_token",
+    "q",
     "status",
     "channel",
     "priority",
@@ -159,19 +166,28 @@ impl TicketQuery {
     pub fn parse(query: &str) -> Result<TicketQuery, ApiError> {
         let params = QueryParams::parse(query, TICKET_QUERY_PARAMS)?;
         let page = Page::parse(&params)?;
-        let sort = match params.single("sort")? {
-            None => TicketSort::LastMessageDesc,
-            Some(raw) => TicketSort::NAMES
+        let search = params.single("q")?.map(SearchQuery::parse).transpose()?;
+        let sort = match (params.single("sort")?, &search) {
+            (None, None) => TicketSort::LastMessageDesc,
+            (None, Some(_)) => TicketSort::Relevance,
+            (Some(raw), _) => TicketSort::NAMES
                 .iter()
                 .find(|(name, _)| *name == raw)
                 .map(|(_, s)| *s)
                 .ok_or_else(|| {
                     ApiError::invalid(
                         "sort",
-                        "sort must be one of: -last_message_at, -created_at, created_at, updated_at",
+                        "sort must be one of: -last_message_at, -created_at, created_at, \
+                         updated_at, relevance",
                     )
                 })?,
         };
+        if sort == TicketSort::Relevance && search.is_none() {
+            return Err(ApiError::invalid(
+                "sort",
+                "sort=relevance needs q: it orders search results by best match",
+            ));
+        }
         let given = params.all("tag");
         if given.len() > MAX_TAG_FILTERS {
             return Err(ApiError::invalid(
@@ -198,11 +214,12 @@ impl TicketQuery {
             })
             .transpose()?;
         let filter = TicketFilter {
-            statuses: parse_list(params.single("status")?, "status", Status::parse)?,
-            channels: parse_list(params.single("channel")?, "channel", Channel::parse)?,
-            priorities: parse_list(params.single("priority")?, "priority", Priority::parse)?,
+            statuses: parse_list(&params.all("status"), "status", Status::parse)?,
+            channels: parse_list(&params.all("channel"), "channel", Channel::parse)?,
+            priorities: parse_list(&params.all("priority"), "priority", Priority::parse)?,
             tags,
             updated_since,
+            search,
         };
         Ok(TicketQuery { filter, sort, page })
     }
@@ -216,30 +233,33 @@ impl TicketQuery {
         };
         let f = &self.filter;
         format!(
-            "status={};channel={};priority={};tag={};updated_since={};sort={}",
+            "status={};channel={};priority={};tag={};updated_since={};sort={};q={}",
             names(f.statuses.iter().map(|s| s.as_str()).collect()),
             names(f.channels.iter().map(|c| c.as_str()).collect()),
             names(f.priorities.iter().map(|p| p.as_str()).collect()),
             names(f.tags.iter().map(|t| t.as_str()).collect()),
             f.updated_since.map_or(-1, |t| t.micros()),
-            self.sort.as_str()
+            self.sort.as_str(),
+            f.search
+                .as_ref()
+                .map(SearchQuery::binding)
+                .unwrap_or_default()
         )
     }
 }
 
-/// One value or comma-separated values of an enum filter, de-duplicated.
+/// The values of an enum filter, given comma-separated, repeated, or both;
+/// de-duplicated.
 fn parse_list<T: PartialEq>(
-    raw: Option<&str>,
+    raw: &[&str],
     param: &str,
     parse: fn(&str, &str) -> Result<T, ApiError>,
 ) -> Result<Vec<T>, ApiError> {
     let mut values = Vec::new();
-    if let Some(raw) = raw {
-        for part in raw.split(',') {
-            let value = parse(part, param)?;
-            if !values.contains(&value) {
-                values.push(value);
-            }
+    for part in raw.iter().flat_map(|r| r.split(',')) {
+        let value = parse(part, param)?;
+        if !values.contains(&value) {
+            values.push(value);
         }
     }
     Ok(values)

@@ -3,9 +3,11 @@
 //! names its `param`.
 
 pub mod action;
+pub mod event;
 pub mod listing;
 pub mod network;
 pub mod scope;
+pub mod search;
 pub mod tenant;
 pub mod ticket;
 

@@ -16,14 +16,17 @@ use serde::{Deserialize, Serialize};
 use super::extract::{
     no_query, parse_json, path_param, read_body, read_json, require_json_content_type,
 };
-use super::{ADMIN, json, resource};
+use super::{ADMIN, ListPage, json, resource};
 use crate::accounts;
+use crate::domain::event::{SubscriptionBody, SubscriptionChange};
+use crate::domain::listing::{Cursor, Page, QueryParams};
 use crate::domain::present;
 use crate::domain::tenant::{
     DEFAULT_GRACE, NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::webhooks;
 
 /// Every admin route, under `/api/v1/admin`.
 pub fn scope() -> Scope {
@@ -58,6 +61,34 @@ pub fn scope() -> Scope {
         // Key ids are unique across tenants: like the CLI, these need only the key id.
         .service(resource("/keys/{key_id}/rotate", "POST").route(web::post().to(rotate_key)))
         .service(resource("/keys/{key_id}/revoke", "POST").route(web::post().to(revoke_key)))
+        .service(
+            resource("/tenants/{tenant_id}/webhooks", "GET, POST")
+                .route(super::get().to(list_webhooks))
+                .route(web::post().to(create_webhook)),
+        )
+        .service(
+            resource(
+                "/tenants/{tenant_id}/webhooks/{subscription_id}",
+                "GET, PATCH, DELETE",
+            )
+            .route(super::get().to(get_webhook))
+            .route(web::patch().to(update_webhook))
+            .route(web::delete().to(delete_webhook)),
+        )
+        .service(
+            resource(
+                "/tenants/{tenant_id}/webhooks/{subscription_id}/deliveries",
+                "GET",
+            )
+            .route(super::get().to(list_deliveries)),
+        )
+        .service(
+            resource(
+                "/tenants/{tenant_id}/deliveries/{delivery_id}/replay",
+                "POST",
+            )
+            .route(web::post().to(replay_delivery)),
+        )
 }
 
 /// Proof that a request carries the admin token: handlers take it as their first
@@ -73,7 +104,7 @@ impl FromRequest for Admin {
         let checked = match req.app_data::<web::Data<AppState>>() {
             Some(state) => not_throttled(state, req)
                 .and_then(|()| authorize(state, req))
-                .and_then(|()| no_query(req))
+                .and_then(|()| known_query(req))
                 .map(|()| Admin),
             None => Err(ApiError::internal("the admin API has no state")),
         };
@@ -92,6 +123,15 @@ pub fn client_address(req: &HttpRequest) -> String {
     req.peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default()
+}
+
+/// Admin endpoints take no query parameters, but for the lists of deliveries.
+fn known_query(req: &HttpRequest) -> Result<(), ApiError> {
+    if req.path().ends_with("/deliveries") {
+        QueryParams::parse(req.query_string(), &["limit", "page_token"]).map(|_| ())
+    } else {
+        no_query(req)
+    }
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
@@ -279,4 +319,135 @@ async fn revoke_key(
     })
     .await?;
     json(StatusCode::OK, &key)
+}
+
+async fn create_webhook(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body =
+        read_json::<SubscriptionBody>(&req, payload, state.config.server.max_body_bytes, false)
+            .await
+            .and_then(|body| SubscriptionChange::new_subscription(body.value));
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let policy = state.action_policy.clone();
+    let created = write(&state, body, move |conn, change| {
+        webhooks::create(conn, &tenant_id, &change, &policy)
+    })
+    .await?;
+    json(StatusCode::CREATED, &created)
+}
+
+async fn list_webhooks(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let items = read(&state, move |conn| {
+        accounts::get_tenant(conn, &tenant_id)?;
+        Ok(crate::db::webhooks::list(conn, &tenant_id)?)
+    })
+    .await?;
+    json(StatusCode::OK, &Items { items })
+}
+
+async fn get_webhook(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "subscription_id").to_string();
+    let found = read(&state, move |conn| {
+        webhooks::get(conn, Some(&tenant_id), &id)
+    })
+    .await?;
+    json(StatusCode::OK, &found)
+}
+
+async fn update_webhook(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let change = body::<SubscriptionBody, SubscriptionChange>(&state, &req, payload).await;
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "subscription_id").to_string();
+    let policy = state.action_policy.clone();
+    let updated = write(&state, change, move |conn, change| {
+        webhooks::update(conn, Some(&tenant_id), &id, &change, &policy)
+    })
+    .await?;
+    json(StatusCode::OK, &updated)
+}
+
+async fn delete_webhook(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "subscription_id").to_string();
+    write(&state, Ok(()), move |conn, ()| {
+        webhooks::delete(conn, Some(&tenant_id), &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_deliveries(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let page = QueryParams::parse(req.query_string(), &["limit", "page_token"])
+        .and_then(|p| Page::parse(&p))?;
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "subscription_id").to_string();
+    let shared = state.clone();
+    let listed = read(&state, move |conn| {
+        webhooks::get(conn, Some(&tenant_id), &id)?;
+        let binding = format!("deliveries|{tenant_id}|{id}");
+        let after = page
+            .token
+            .as_deref()
+            .map(|t| shared.tokens.open(&binding, t))
+            .transpose()?;
+        let (items, more) =
+            crate::db::webhooks::deliveries(conn, &tenant_id, &id, after.as_ref(), page.limit)?;
+        let next_page_token = match items.last() {
+            Some(last) if more => {
+                let cursor = Cursor {
+                    key: 0,
+                    id: last.delivery_id.clone(),
+                };
+                Some(shared.tokens.issue(&binding, &cursor))
+            }
+            _ => None,
+        };
+        Ok(ListPage {
+            items,
+            next_page_token,
+        })
+    })
+    .await?;
+    json(StatusCode::OK, &listed)
+}
+
+async fn replay_delivery(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = path_param(&req, "delivery_id").to_string();
+    let replayed = write(&state, Ok(()), move |conn, ()| {
+        webhooks::replay(conn, &tenant_id, &id)
+    })
+    .await?;
+    json(StatusCode::OK, &replayed)
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod actions;
 pub mod admin;
 pub mod demo;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod messages;
@@ -52,6 +53,7 @@ pub const PUBLIC_API: &[(&str, &str)] = &[
     ("/readyz", "GET"),
     ("/api/v1/public/openapi.json", "GET"),
     ("/api/v1/public/tickets", "GET, POST"),
+    ("/api/v1/public/events", "GET"),
     ("/api/v1/public/tickets/{ticket_id}", "GET, PATCH"),
     ("/api/v1/public/tickets/{ticket_id}/messages", "GET, POST"),
     ("/api/v1/public/tickets/{ticket_id}/actions", "GET, POST"),
@@ -71,6 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(tickets::list))
                 .route(web::post().to(tickets::create)),
         )
+        .service(api("/api/v1/public/events").route(get().to(events::list)))
         .service(
             api("/api/v1/public/tickets/{ticket_id}")
                 .route(get().to(tickets::get))

@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod console;
 mod errors;
+mod feed;
 mod openapi;
 mod operator;
 mod privilege;

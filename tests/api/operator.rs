@@ -531,7 +531,7 @@ fn expired_idempotency_keys_and_secrets_are_purged() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     let purged =
-        threada::db::maintenance::purge_expired(&conn, threada::clock::Timestamp::now()).unwrap();
+        threada::maintenance::purge_expired(&conn, threada::clock::Timestamp::now()).unwrap();
     assert_eq!(purged, 2, "one idempotency key and one rotated-out secret");
     assert_eq!(app.count("SELECT count(*) FROM idempotency_keys"), 1);
     assert_eq!(app.count("SELECT count(*) FROM api_key_secrets"), 1);

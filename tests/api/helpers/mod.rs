@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 pub use app::{Tenant, TestApp, test_config};
 pub use cli::{Cli, binary, write_config};
-pub use client::{Client, Reply};
+pub use client::{Client, PUBLIC, Reply};
 pub use process::ServerProcess;
 
 pub const ALL_SCOPES: &str = "support.read,support.write,support.actions";

@@ -15,6 +15,8 @@ pub struct Received {
     pub path: String,
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// How the stub answers.
@@ -28,6 +30,8 @@ pub enum Answer {
     Redirect(String),
     /// 200 with a body of this many bytes.
     Large(usize),
+    /// 500 to the first N requests the stub sees, then 200.
+    FailFirst(usize),
 }
 
 pub struct Stub {
@@ -110,12 +114,17 @@ fn handle(stream: TcpStream, received: &Mutex<Vec<Received>>, answer: &Mutex<Ans
         .unwrap_or(0);
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
-    received.lock().unwrap().push(Received {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let seen = {
+        let mut received = received.lock().unwrap();
+        received.push(Received {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: std::time::Instant::now(),
+        });
+        received.len()
+    };
     let answer = answer.lock().unwrap().clone();
     let (status, extra, body) = match answer {
         Answer::Status(status, body) => (status, String::new(), body),
@@ -125,6 +134,8 @@ fn handle(stream: TcpStream, received: &Mutex<Vec<Received>>, answer: &Mutex<Ans
         }
         Answer::Redirect(location) => (302, format!("Location: {location}\r\n"), String::new()),
         Answer::Large(size) => (200, String::new(), "x".repeat(size)),
+        Answer::FailFirst(n) if seen <= n => (500, String::new(), "{\"down\":true}".into()),
+        Answer::FailFirst(_) => (200, String::new(), "{}".into()),
     };
     let mut stream = reader.into_inner();
     let _ = write!(

@@ -1,0 +1,176 @@
+//! The event feed: an outbox written in the same transaction as the change it tells
+//! of, so a committed change always has its event and a rolled-back one never does.
+//!
+//! `seq` orders a tenant's events. It is taken inside the writing transaction as the
+//! tenant's highest seq plus one, and writes are serialised (one writer thread in the
+//! server, `BEGIN IMMEDIATE` everywhere), so seq order is commit order, also when the
+//! CLI writes beside the server. Writing an event also queues one delivery per webhook
+//! subscription that wants it.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{DbError, webhooks};
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::domain::event::EventType;
+
+/// One event, as the feed and webhooks show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub created_at: Timestamp,
+    pub ticket_id: Option<String>,
+    pub data: Value,
+    /// The event's place in its tenant's feed.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+const COLUMNS: &str = "seq, event_id, type, created_at, ticket_id, data";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    let data: String = row.get(5)?;
+    Ok(Event {
+        seq: row.get(0)?,
+        event_id: row.get(1)?,
+        event_type: row.get(2)?,
+        created_at: row.get(3)?,
+        ticket_id: row.get(4)?,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+    })
+}
+
+/// Appends an event to the tenant's feed and queues its webhook deliveries.
+pub fn append(
+    conn: &Connection,
+    tenant_id: &str,
+    event_type: EventType,
+    ticket_id: Option<&str>,
+    data: &Value,
+    now: Timestamp,
+) -> Result<Event, DbError> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(seq) FROM events WHERE tenant_id = ?1), 0),
+                        coalesce((SELECT purged_seq FROM event_horizons WHERE tenant_id = ?1), 0)) + 1",
+        )?
+        .query_row([tenant_id], |row| row.get(0))?;
+    let event = Event {
+        event_id: crypto::id_at("evt", now),
+        event_type,
+        created_at: now,
+        ticket_id: ticket_id.map(str::to_string),
+        data: data.clone(),
+        seq,
+    };
+    conn.prepare_cached(
+        "INSERT INTO events (tenant_id, seq, event_id, type, ticket_id, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        tenant_id,
+        seq,
+        event.event_id,
+        event.event_type,
+        event.ticket_id,
+        data.to_string(),
+        now
+    ])?;
+    webhooks::queue(conn, tenant_id, &event, now)?;
+    Ok(event)
+}
+
+/// Up to `limit` of the tenant's events after seq `after`, oldest first, of `types`
+/// (all when empty), plus whether more follow.
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    types: &[EventType],
+    after: i64,
+    limit: u32,
+) -> Result<(Vec<Event>, bool), DbError> {
+    let filter = if types.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
+        format!(" AND type IN ({})", names.join(", "))
+    };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND seq > ?2{filter}
+         ORDER BY seq LIMIT {}",
+        limit + 1
+    ))?;
+    let mut items = statement
+        .query_map(params![tenant_id, after], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok((items, more))
+}
+
+/// One event by its place in the feed.
+pub fn get(conn: &Connection, tenant_id: &str, seq: i64) -> Result<Option<Event>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND seq = ?2"
+        ))?
+        .query_row(params![tenant_id, seq], from_row)
+        .optional()?)
+}
+
+/// The highest seq retention has removed (0 when none).
+pub fn horizon(conn: &Connection, tenant_id: &str) -> Result<i64, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT purged_seq FROM event_horizons WHERE tenant_id = ?1")?
+        .query_row([tenant_id], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Removes up to `batch` of the tenant's events created before `cutoff` (oldest
+/// first) and moves the horizon. A webhook delivery still pending for a removed event
+/// fails with `event_expired` when its turn comes.
+pub fn purge_before(
+    conn: &Connection,
+    tenant_id: &str,
+    cutoff: Timestamp,
+    batch: u32,
+) -> Result<usize, DbError> {
+    let last: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT max(seq) FROM (SELECT seq FROM events
+              WHERE tenant_id = ?1 AND created_at < ?2 ORDER BY seq LIMIT {batch})"
+        ))?
+        .query_row(params![tenant_id, cutoff], |row| row.get(0))?;
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    let removed = conn
+        .prepare_cached("DELETE FROM events WHERE tenant_id = ?1 AND seq <= ?2")?
+        .execute(params![tenant_id, last])?;
+    conn.prepare_cached(
+        "INSERT INTO event_horizons (tenant_id, purged_seq) VALUES (?1, ?2)
+         ON CONFLICT (tenant_id) DO UPDATE SET purged_seq = max(purged_seq, excluded.purged_seq)",
+    )?
+    .execute(params![tenant_id, last])?;
+    Ok(removed)
+}
+
+/// The events of one ticket, oldest first (erasure walks them).
+pub fn seqs_of_ticket(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+) -> Result<Vec<i64>, DbError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT seq FROM events WHERE tenant_id = ?1 AND ticket_id = ?2 ORDER BY seq",
+    )?;
+    let seqs = statement
+        .query_map(params![tenant_id, ticket_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(seqs)
+}
