@@ -6,6 +6,10 @@
 # Usage: bench/run.sh                       (from the project root)
 #   env: TICKETS=1000000  DUR=10s  CONN=32  WRK_THREADS=2  PORT=18181
 #        CEILINGS=1 (0 skips the ceiling kit)  KIT=../shared/bench  OUT=bench/out
+#        BASELINE=d900e91 (a revision without the search index and the event outbox,
+#        built from `git archive` into BASELINE_DIR=~/.cache/threada/baseline, loaded
+#        with the same tickets and served beside ours on PORT+1: POST /tickets runs
+#        alternate between the two; empty skips it)
 #        KIT_COPY=~/.cache/threada/ceiling-kit (where the kit is built: outside this
 #        project, so that our .cargo/config.toml SQLite flags do not leak into it)
 # Needs wrk (apt-get install -y wrk), python3 and curl. Binds 127.0.0.1 only; the
@@ -16,39 +20,61 @@ cd "$ROOT"
 TICKETS=${TICKETS:-1000000} DUR=${DUR:-10s} CONN=${CONN:-32} WRK_THREADS=${WRK_THREADS:-2}
 PORT=${PORT:-18181} CEILINGS=${CEILINGS:-1} KIT=${KIT:-$ROOT/../shared/bench} OUT=${OUT:-$ROOT/bench/out}
 KIT_COPY=${KIT_COPY:-$HOME/.cache/threada/ceiling-kit}
+BASELINE=${BASELINE-d900e91} BASELINE_DIR=${BASELINE_DIR:-$HOME/.cache/threada/baseline}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 
 RUN_DIR="$OUT/run-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$RUN_DIR"
 RESULTS="$RUN_DIR/results.tsv"   # metric<TAB>value
 : >"$RESULTS"
-SRV=""
-cleanup() { if [ -n "$SRV" ]; then kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; fi; }
+SRV="" OLD=""
+cleanup() {
+  for pid in $SRV $OLD; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
 echo "== building (release)" >&2
 cargo build --release --quiet
 BIN="$ROOT/target/release/threada"
+if [ -n "$BASELINE" ]; then
+  echo "== building the baseline $BASELINE (release) in $BASELINE_DIR" >&2
+  rev=$(git rev-parse --short "$BASELINE")
+  if [ "$(cat "$BASELINE_DIR/REV" 2>/dev/null)" != "$rev" ]; then
+    rm -rf "$BASELINE_DIR/src"; mkdir -p "$BASELINE_DIR/src"
+    git archive "$rev" | tar -x -C "$BASELINE_DIR/src"
+    echo "$rev" >"$BASELINE_DIR/REV"
+  fi
+  (cd "$BASELINE_DIR/src" && CARGO_TARGET_DIR="$BASELINE_DIR/target" cargo build --release --quiet)
+fi
 
-cat >"$RUN_DIR/threada.toml" <<EOF
+# prepare NAME BIN PORT: a config, a tenant, a key and TICKETS tickets; sets KEY.
+prepare() {
+  local name=$1 bin=$2 port=$3
+  cat >"$RUN_DIR/$name.toml" <<EOF
 [server]
-bind = "127.0.0.1:$PORT"
+bind = "127.0.0.1:$port"
 [database]
-path = "$RUN_DIR/threada.db"
+path = "$RUN_DIR/$name.db"
 synchronous = "full"
 [rate_limit]
 requests_per_minute = 1000000000
 burst = 1000000000
 EOF
+  local cli=("$bin" --config "$RUN_DIR/$name.toml") tenant
+  tenant=$("${cli[@]}" tenant create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
+  KEY=$("${cli[@]}" key create --tenant "$tenant" --name bench --scopes support.read,support.write,support.actions --json \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+  echo "== $name: loading $TICKETS tickets (bulk-load: same parsing and unit of work as POST /tickets)" >&2
+  "${cli[@]}" bulk-load --tenant "$tenant" --count "$TICKETS" --json | tee "$RUN_DIR/$name-load.json" >&2
+  printf '%s bulk-load tickets/s\t%s\n' "$name" \
+    "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["tickets_per_second"]))' "$RUN_DIR/$name-load.json")" >>"$RESULTS"
+}
+if [ -n "$BASELINE" ]; then
+  prepare baseline "$BASELINE_DIR/target/release/threada" $((PORT + 1))
+  OLD_KEY=$KEY
+fi
+prepare threada "$BIN" "$PORT"
 CLI=("$BIN" --config "$RUN_DIR/threada.toml")
-
-TENANT=$("${CLI[@]}" tenant create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
-KEY=$("${CLI[@]}" key create --tenant "$TENANT" --name bench --scopes support.read,support.write,support.actions --json \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
-echo "== loading $TICKETS tickets (bulk-load: same parsing and unit of work as POST /tickets)" >&2
-"${CLI[@]}" bulk-load --tenant "$TENANT" --count "$TICKETS" --json | tee "$RUN_DIR/load.json" >&2
-LOAD_RATE=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["tickets_per_second"]))' "$RUN_DIR/load.json")
-printf 'bulk-load tickets/s\t%s\n' "$LOAD_RATE" >>"$RESULTS"
 # Flush the load's dirty pages now, so that their writeback does not stall the
 # fsyncs of the write scenarios later on.
 sync
@@ -58,6 +84,12 @@ echo "== starting the server" >&2
 BASE="http://127.0.0.1:$PORT"
 for _ in $(seq 100); do curl -sf -o /dev/null "$BASE/readyz" && break; sleep 0.1; done
 curl -sf -o /dev/null "$BASE/readyz"
+if [ -n "$BASELINE" ]; then
+  "$BASELINE_DIR/target/release/threada" --config "$RUN_DIR/baseline.toml" serve 2>"$RUN_DIR/baseline.log" & OLD=$!
+  OLD_BASE="http://127.0.0.1:$((PORT + 1))"
+  for _ in $(seq 100); do curl -sf -o /dev/null "$OLD_BASE/readyz" && break; sleep 0.1; done
+  curl -sf -o /dev/null "$OLD_BASE/readyz"
+fi
 
 # Inputs for the per-ticket scenarios and the deep page (token at position ~250,000).
 export THREADA_KEY="$KEY" THREADA_RUN="$(date +%s)"
@@ -82,10 +114,11 @@ export THREADA_TICKETS
 echo "== deep page token taken after $((TICKETS < 1000000 ? TICKETS / 4 : 250000)) tickets" >&2
 
 # scenario NAME SCRIPT [env...]: one wrk run, results appended as metric lines.
+# C=connections (default CONN) and URL (default BASE) may be set for one call.
 scenario() {
   local name=$1 script=$2; shift 2
-  local line
-  line=$(env "$@" wrk -t"$WRK_THREADS" -c"$CONN" -d"$DUR" -s "$ROOT/bench/wrk/$script" "$BASE" | grep '^WRK')
+  local line c=${C:-$CONN}
+  line=$(env "$@" wrk -t"$((c < WRK_THREADS ? c : WRK_THREADS))" -c"$c" -d"$DUR" -s "$ROOT/bench/wrk/$script" "${URL:-$BASE}" | grep '^WRK')
   echo "$line" | awk -v m="$name" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     printf "%s req/s\t%.0f\n%s p50 ms\t%.3f\n%s p99 ms\t%.3f\n", m, f["rps"], m, f["p50_us"] / 1000, m, f["p99_us"] / 1000
     if (f["non2xx"] + f["sockerr"] > 0) printf "WARNING %s: %d non-2xx, %d socket errors\n", m, f["non2xx"], f["sockerr"] > "/dev/stderr" }' >>"$RESULTS"
@@ -101,13 +134,28 @@ for _ in 1 2 3; do
   scenario "GET /tickets?limit=25 deep page" get_tickets.lua THREADA_TOKEN="$DEEP_TOKEN"
 done
 scenario "GET /tickets/{id}" get_ticket.lua
-scenario "POST /tickets" post_tickets.lua
+# Search, first page, one client at a time (latency) and CONN clients (throughput):
+# a ticket number is a term of one ticket, "refund" one of a tenth of them.
+C=1 scenario "search rare term, 1 client" get_tickets.lua THREADA_QUERY="q=$((TICKETS / 2))"
+C=1 scenario "search 10% term, 1 client" get_tickets.lua THREADA_QUERY="q=refund"
+C=1 scenario "search 10% term by date, 1 client" get_tickets.lua THREADA_QUERY="q=refund&sort=-created_at"
+scenario "search rare term" get_tickets.lua THREADA_QUERY="q=$((TICKETS / 2))"
+scenario "search 10% term" get_tickets.lua THREADA_QUERY="q=refund"
+# Creates with and without the search index and the event outbox, alternating
+# (fsync-bound: one run each is within this machine's noise; medians reported).
+for _ in 1 2 3; do
+  scenario "POST /tickets" post_tickets.lua
+  if [ -n "$BASELINE" ]; then
+    URL=$OLD_BASE scenario "POST /tickets baseline $BASELINE" post_tickets.lua THREADA_KEY="$OLD_KEY"
+  fi
+done
 scenario "POST /tickets/{id}/messages" post_messages.lua
 scenario "mix 90% GET list / 10% POST" mix.lua
 RSS_KB=$(awk '/VmHWM/ { print $2 }' "/proc/$SRV/status")
 printf 'server peak RSS MB\t%.1f\n' "$(echo "$RSS_KB / 1024" | bc -l)" >>"$RESULTS"
 TOTAL=$(sqlite3 "$RUN_DIR/threada.db" "SELECT count(*) FROM tickets" 2>/dev/null || echo "?")
 kill "$SRV"; wait "$SRV" 2>/dev/null || true; SRV=""
+if [ -n "$OLD" ]; then kill "$OLD"; wait "$OLD" 2>/dev/null || true; OLD=""; fi
 
 CEIL="$RUN_DIR/ceilings.txt"
 if [ "$CEILINGS" = 1 ]; then
@@ -124,7 +172,7 @@ echo
 echo "threada $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%FT%TZ)"
 echo "wrk -t$WRK_THREADS -c$CONN -d$DUR on loopback (shares the cores with the server); synchronous=full;"
 echo "$TICKETS tickets loaded, $TOTAL at the end; run directory $RUN_DIR"
-python3 - "$RESULTS" "$CEIL" <<'PY'
+python3 - "$RESULTS" "$CEIL" "$BASELINE" <<'PY'
 import re, sys
 import statistics
 runs = {}
@@ -144,6 +192,12 @@ pairs = {
     "GET /tickets?limit=25": ["http GET /hello (6 KB) req/s", "sqlite read keyset page 1 (2 readers) reads/s"],
     "GET /tickets?limit=25 deep page": ["http GET /hello (6 KB) req/s", "sqlite read keyset page 10000 reads/s"],
     "GET /tickets/{id}": ["http GET /hello (6 KB) req/s"],
+    "search rare term, 1 client": [],
+    "search 10% term, 1 client": [],
+    "search 10% term by date, 1 client": [],
+    "search rare term": ["sqlite read keyset page 1 (2 readers) reads/s"],
+    "search 10% term": ["sqlite read keyset page 1 (2 readers) reads/s"],
+    f"POST /tickets baseline {sys.argv[3]}": ["sqlite write sync=FULL 1thr commits/s"],
     "POST /tickets": ["sqlite write sync=FULL 1thr commits/s", "sqlite write FULL group B=32 (1M db) tickets/s", "http POST /echo (400 B) req/s"],
     "POST /tickets/{id}/messages": ["sqlite write sync=FULL 1thr commits/s", "http POST /echo (400 B) req/s"],
     "mix 90% GET list / 10% POST": ["http GET /hello (6 KB) req/s"],
@@ -159,7 +213,13 @@ first, deep = ours.get("GET /tickets?limit=25 req/s"), ours.get("GET /tickets?li
 if first and deep:
     each = ", ".join(f"{d / f:.2f}" for f, d in zip(runs["GET /tickets?limit=25 req/s"], runs["GET /tickets?limit=25 deep page req/s"]))
     print(f"{'deep page / first page':<36} {deep / first:>8.2f}   (medians of 3 alternating runs; each pair: {each})")
+new, old = ours.get("POST /tickets req/s"), ours.get(f"POST /tickets baseline {sys.argv[3]} req/s")
+if new and old:
+    each = ", ".join(f"{n / o:.2f}" for n, o in zip(runs["POST /tickets req/s"], runs[f"POST /tickets baseline {sys.argv[3]} req/s"]))
+    print(f"{'POST /tickets / baseline':<36} {new / old:>8.2f}   (medians of 3 alternating runs; each pair: {each})")
 print(f"{'server peak RSS (VmHWM)':<36} {ours['server peak RSS MB']:>6.1f} MB")
-print(f"{'bulk-load':<36} {ours['bulk-load tickets/s']:>8.0f} tickets/s")
+for name in ("threada", "baseline"):
+    if f"{name} bulk-load tickets/s" in ours:
+        print(f"{name + ' bulk-load':<36} {ours[f'{name} bulk-load tickets/s']:>8.0f} tickets/s")
 PY
 if [ -s "$CEIL" ]; then echo; cat "$CEIL"; fi

@@ -15,15 +15,23 @@ use crate::tickets::create_ticket;
 const CHANNELS: [&str; 5] = ["email", "chat", "web", "sms", "whatsapp"];
 const PRIORITIES: [&str; 4] = ["low", "normal", "normal", "high"];
 
+/// Messages of generated tickets: one in ten asks for a refund (a search term in about
+/// 10 % of tickets); the order number in the subject is a term of one ticket.
+const MESSAGES: [&str; 2] = [
+    "Hello, my order has not arrived yet. Could you check where it is? Thanks",
+    "Hello, the parcel arrived damaged and I would like a refund for it. Thanks",
+];
+
 /// The seed's create body, varied by `n` (a tenth of the contacts repeat).
 fn sample(n: u64, run: &str) -> Result<NewTicket, ApiError> {
+    let content = MESSAGES[usize::from(n.is_multiple_of(10))];
     let body: NewTicketBody = serde_json::from_value(json!({
         "subject": format!("Order question #{n}"),
         "priority": PRIORITIES[(n % 4) as usize],
         "channel": CHANNELS[(n % 5) as usize],
         "contact": {"name": format!("Customer {}", n % 100_000), "email": format!("customer{}@example.com", n % 100_000)},
         "tags": ["returns", if n.is_multiple_of(3) { "vip" } else { "standard" }],
-        "initial_message": {"role": "user", "content": "Hello, my order has not arrived yet. Could you check where it is? Thanks",
+        "initial_message": {"role": "user", "content": content,
                             "external_message_id": format!("bulk-{run}-{n}")}
     }))
     .map_err(ApiError::internal)?;

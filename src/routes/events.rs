@@ -2,9 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
 
 use super::access::read_as;
-use super::{ListPage, json};
+use super::json;
 use crate::auth::Credentials;
 use crate::db;
 use crate::domain::event::EventQuery;
@@ -12,6 +13,15 @@ use crate::domain::listing::Cursor;
 use crate::domain::scope::Scope;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
+
+/// One page of the feed. `next_page_token` is null at the feed's end, like every
+/// list's; `poll_token` is given even there, to ask later for newer events only.
+#[derive(Debug, Serialize)]
+struct EventPage {
+    items: Vec<db::events::Event>,
+    next_page_token: Option<String>,
+    poll_token: Option<String>,
+}
 
 /// `GET /events`: one page of the feed, oldest first; `type` filters. A page token
 /// older than the feed's retention is a 410.
@@ -54,19 +64,24 @@ pub async fn list(
                 after,
                 query.page.limit,
             )?;
-            let next_page_token = match items.last() {
-                Some(last) if more => {
-                    let cursor = Cursor {
-                        key: last.seq,
-                        id: last.event_id.clone(),
-                    };
-                    Some(cx.state.tokens.issue(&binding, &cursor))
-                }
-                _ => None,
+            // The position after this page: the next page while more events follow,
+            // and the place to poll from once the feed's end is reached.
+            let position = match items.last() {
+                Some(last) => Some(Cursor {
+                    key: last.seq,
+                    id: last.event_id.clone(),
+                }),
+                None if after > 0 => Some(Cursor {
+                    key: after,
+                    id: String::new(),
+                }),
+                None => None,
             };
-            Ok(ListPage {
+            let poll_token = position.map(|cursor| cx.state.tokens.issue(&binding, &cursor));
+            Ok(EventPage {
+                next_page_token: poll_token.clone().filter(|_| more),
+                poll_token,
                 items,
-                next_page_token,
             })
         },
     )

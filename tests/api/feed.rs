@@ -263,6 +263,24 @@ fn the_feed_continues_after_a_restart_and_old_tokens_are_gone() {
         .map(|e| e["data"]["ticket"]["summary"]["subject"].as_str().unwrap())
         .collect();
     assert_eq!(subjects, vec!["before 2", "after"]);
+    // At the feed's end there is no next page, but a poll token asks for what comes later.
+    assert!(rest["next_page_token"].is_null());
+    let poll = rest["poll_token"].as_str().unwrap().to_string();
+    let nothing_yet = app
+        .get(&format!("{PUBLIC}/events?page_token={poll}"), &tenant.key)
+        .json();
+    assert_eq!(nothing_yet["items"], json!([]));
+    app.new_ticket(&tenant.key, &ticket_body("later"));
+    for token in [poll.as_str(), nothing_yet["poll_token"].as_str().unwrap()] {
+        let later = app
+            .get(&format!("{PUBLIC}/events?page_token={token}"), &tenant.key)
+            .json();
+        assert_eq!(later["items"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            later["items"][0]["data"]["ticket"]["summary"]["subject"],
+            "later"
+        );
+    }
     // Retention removes old events; a token from before them is a 410.
     let conn = rusqlite::Connection::open(app.db_path()).unwrap();
     conn.execute(
