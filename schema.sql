@@ -153,30 +153,36 @@ ALTER TABLE tenants ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;
 -- event webhooks with their deliveries and attempts.
 --
 -- Search: one FTS5 document per ticket subject and per message, contentless (only the
--- index is kept; the text stays in tickets and messages) with secure-delete, so that
--- removed text leaves no token behind. A document's rowid is the ticket's search_key
--- shifted left 24 bits, plus 0 for the subject or the message's number in its ticket:
--- a match names its ticket without a lookup. search_key comes from a counter in meta.
+-- index is kept; the text stays in tickets and messages). A document's rowid is the
+-- ticket's search_key shifted left 24 bits, plus 0 for the subject or the message's
+-- number in its ticket (messages.search_n): a match names its ticket without a lookup.
+-- search_key comes from a counter in meta. A document is removed with FTS5's 'delete'
+-- command and its text (read from its row), under secure-delete, so that removed text
+-- leaves no token behind in the index (contentless_delete would leave tombstones and
+-- keep the tokens until a merge).
 ALTER TABLE tickets ADD COLUMN search_key INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tickets ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN search_n INTEGER NOT NULL DEFAULT 0;
 UPDATE tickets SET search_key = rowid;
 UPDATE tickets SET message_count = (
     SELECT count(*) FROM messages m
     WHERE m.tenant_id = tickets.tenant_id AND m.ticket_id = tickets.ticket_id);
+UPDATE messages SET search_n = numbered.n
+    FROM (SELECT rowid AS r,
+                 row_number() OVER (PARTITION BY tenant_id, ticket_id ORDER BY message_id) AS n
+          FROM messages) numbered
+    WHERE messages.rowid = numbered.r;
 CREATE UNIQUE INDEX tickets_by_search_key ON tickets (tenant_id, search_key);
 INSERT INTO meta (name, value)
     SELECT 'next_search_key', coalesce(max(search_key), 0) + 1 FROM tickets;
 CREATE VIRTUAL TABLE ticket_search USING fts5(
-    body, content = '', contentless_delete = 1,
-    tokenize = 'unicode61 remove_diacritics 2'
+    body, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
 INSERT INTO ticket_search (ticket_search, rank) VALUES ('secure-delete', 1);
 INSERT INTO ticket_search (rowid, body) SELECT search_key << 24, subject FROM tickets;
 INSERT INTO ticket_search (rowid, body)
-    SELECT (t.search_key << 24) + m.seq, m.content
-    FROM (SELECT tenant_id, ticket_id, content,
-                 row_number() OVER (PARTITION BY tenant_id, ticket_id ORDER BY message_id) AS seq
-          FROM messages) m
+    SELECT (t.search_key << 24) + m.search_n, m.content
+    FROM messages m
     JOIN tickets t ON t.tenant_id = m.tenant_id AND t.ticket_id = m.ticket_id;
 
 -- The event feed: per tenant, seq is assigned inside the writing transaction (max + 1),
@@ -239,4 +245,33 @@ CREATE TABLE webhook_attempts (
     error_code    TEXT,
     error_message TEXT,
     PRIMARY KEY (tenant_id, delivery_id, attempt)
+) WITHOUT ROWID;
+
+-- @step 4: erasure (contacts, tickets, retention) and its audit records.
+--
+-- A contact's tickets are found by contact; a stored Idempotency-Key answer names the
+-- ticket it created or changed, so that erasing the ticket can erase the answer too
+-- (existing answers are labelled from their JSON).
+CREATE INDEX tickets_by_contact ON tickets (tenant_id, contact_id) WHERE contact_id IS NOT NULL;
+ALTER TABLE idempotency_keys ADD COLUMN ticket_id TEXT;
+UPDATE idempotency_keys SET ticket_id = coalesce(
+    CASE WHEN json_valid(CAST(response AS TEXT)) THEN coalesce(
+        json_extract(CAST(response AS TEXT), '$.ticket.summary.ticket_id'),
+        json_extract(CAST(response AS TEXT), '$.message.ticket_id'),
+        json_extract(CAST(response AS TEXT), '$.action.ticket_id')) END,
+    (SELECT a.ticket_id FROM actions a
+      WHERE a.tenant_id = idempotency_keys.tenant_id AND a.action_id = idempotency_keys.action_id));
+CREATE INDEX idempotency_keys_by_ticket ON idempotency_keys (tenant_id, ticket_id)
+    WHERE ticket_id IS NOT NULL;
+
+-- Who erased what, when, and how much: counts and ids only, never personal data.
+CREATE TABLE audit_log (
+    tenant_id  TEXT NOT NULL,
+    audit_id   TEXT NOT NULL,
+    action     TEXT NOT NULL,                    -- contact.erased, ticket.deleted, tickets.expired
+    actor      TEXT NOT NULL,                    -- admin_api, console, cli, api_key:<key_id>, retention
+    subject_id TEXT,                             -- the contact or ticket id, if one
+    counts     TEXT NOT NULL,                    -- JSON object of counts
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, audit_id)
 ) WITHOUT ROWID;

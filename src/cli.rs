@@ -1,4 +1,5 @@
-//! The command line: `serve`, `demo`, `tenant …`, `key …`, `backup`, `bulk-load`.
+//! The command line: `serve`, `demo`, `tenant …`, `key …`, `webhook …`, `contact erase`,
+//! `backup`, `check`, `bulk-load`.
 //!
 //! Tenant and key commands work on the database file directly, also while the server
 //! runs (SQLite's locking and the busy timeout keep them safe); the server sees a
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::db;
 use crate::db::webhooks::Subscription;
 use crate::domain::action::ActionPolicy;
+use crate::domain::erasure::ContactSelector;
 use crate::domain::event::{SubscriptionChange, SubscriptionStatus, parse_types};
 use crate::domain::scope::Scopes;
 use crate::domain::tenant::{
@@ -22,6 +24,7 @@ use crate::domain::tenant::{
     parse_base_url, parse_expiry, parse_grace, parse_name, parse_origins,
 };
 use crate::error::ApiError;
+use crate::lifecycle;
 use crate::startup::{Application, Mode};
 use crate::webhooks;
 
@@ -59,6 +62,9 @@ pub enum Command {
     /// Manage event webhook subscriptions
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Erase a customer's data
+    #[command(subcommand)]
+    Contact(ContactCommand),
     /// Write a consistent copy of the database (safe while the server runs)
     Backup {
         /// Where to write the copy
@@ -66,6 +72,12 @@ pub enum Command {
         /// Replace DEST if it exists
         #[arg(long)]
         force: bool,
+    },
+    /// Check that a database file (a restored replica, a copy, a backup) can be served:
+    /// integrity, foreign keys, schema version; read-only
+    Check {
+        /// The file to check [default: database.path]
+        db: Option<PathBuf>,
     },
     /// Insert generated tickets through the same code as POST /tickets (benchmarks)
     BulkLoad(BulkLoad),
@@ -180,6 +192,30 @@ pub enum WebhookCommand {
     },
 }
 
+/// `contact …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Erase a contact with all its tickets, messages and actions, and every copy of
+    /// them (search index, event data, stored idempotent answers); prints the counts
+    Erase(ContactErase),
+}
+
+/// `contact erase` arguments: the tenant and one identifier of the contact.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(false)))]
+pub struct ContactErase {
+    #[arg(long, value_name = "TENANT_ID")]
+    tenant: String,
+    #[arg(long, group = "which")]
+    email: Option<String>,
+    #[arg(long, group = "which")]
+    phone: Option<String>,
+    #[arg(long, group = "which", value_name = "ID")]
+    external_id: Option<String>,
+    #[arg(long, group = "which", value_name = "CONTACT_ID")]
+    contact_id: Option<String>,
+}
+
 /// `key create` arguments.
 #[derive(Debug, Args)]
 pub struct KeyCreate {
@@ -248,7 +284,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tenant(command) => tenant(&config, command, json),
         Command::Key(command) => key(&config, command, json),
         Command::Webhook(command) => webhook(&config, command, json),
+        Command::Contact(ContactCommand::Erase(erase)) => erase_contact(&config, &erase, json),
         Command::Backup { dest, force } => backup(&config, &dest, force, json),
+        Command::Check { db } => check(db.as_deref().unwrap_or(&config.database.path), json),
         Command::BulkLoad(load) => bulk_load(&config, &load, json),
     }
 }
@@ -539,6 +577,53 @@ fn backup(config: &Config, dest: &Path, force: bool, json: bool) -> Result<(), C
         format!(
             "backup written to {} ({bytes} bytes, integrity ok)",
             report.path
+        )
+    })
+}
+
+fn check(path: &Path, json: bool) -> Result<(), CliError> {
+    let report = db::check::check(path)?;
+    if report.servable {
+        return print(json, &report, || {
+            format!("ok: {} can be served ({})", report.path, report.verdict)
+        });
+    }
+    if json {
+        print(json, &report, String::new)?;
+    }
+    Err(CliError(format!(
+        "{} cannot be served: {}",
+        report.path, report.verdict
+    )))
+}
+
+fn erase_contact(config: &Config, erase: &ContactErase, json: bool) -> Result<(), CliError> {
+    let (column, value) = [
+        ("email", &erase.email),
+        ("phone", &erase.phone),
+        ("external_id", &erase.external_id),
+        ("contact_id", &erase.contact_id),
+    ]
+    .into_iter()
+    .find_map(|(column, value)| value.as_ref().map(|v| (column, v)))
+    .ok_or_else(|| CliError("give one of --email, --phone, --external-id, --contact-id".into()))?;
+    let selector = ContactSelector::parse(column, value)?;
+    let erased = write(config, |conn| {
+        lifecycle::erase_contact(conn, &erase.tenant, &selector, lifecycle::actor::CLI)
+    })?;
+    print(json, &erased, || {
+        let r = &erased.removed;
+        format!(
+            "erased contact {}: {} ticket(s), {} message(s), {} action(s), {} search document(s), \
+             {} event(s) emptied, {} stored answer(s); audit record {}",
+            erased.contact_id.as_deref().unwrap_or("-"),
+            r.tickets,
+            r.messages,
+            r.actions,
+            r.search_documents,
+            r.events_cleared,
+            r.idempotency_answers,
+            erased.audit_id
         )
     })
 }

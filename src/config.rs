@@ -25,7 +25,69 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub events: EventsConfig,
     pub webhooks: WebhooksConfig,
+    pub retention: RetentionConfig,
+    pub backup: BackupConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+/// `[retention]`: how long data is kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Closed tickets are erased this many days after they were closed; 0 = kept.
+    pub closed_tickets_days: u64,
+}
+
+/// `[backup]`: scheduled online backups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// How often, e.g. `6h`; "" = no scheduled backups.
+    pub schedule: String,
+    /// Where they go; "" = a `backups` directory beside the database.
+    pub dir: PathBuf,
+    /// How many scheduled backups are kept; older ones are removed.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            schedule: String::new(),
+            dir: PathBuf::new(),
+            keep: 7,
+        }
+    }
+}
+
+impl BackupConfig {
+    /// The schedule's interval, or `None` when off (validated by `load`).
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        if self.schedule.trim().is_empty() {
+            return None;
+        }
+        crate::clock::parse_duration(&self.schedule).ok()
+    }
+
+    /// The directory scheduled backups are written to.
+    pub fn directory(&self, database: &Path) -> PathBuf {
+        if !self.dir.as_os_str().is_empty() {
+            return self.dir.clone();
+        }
+        match database.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.join("backups"),
+            _ => PathBuf::from("backups"),
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (on `admin.bind` if set, else behind the admin token).
+    pub enabled: bool,
 }
 
 /// `[events]`: the event feed.
@@ -98,6 +160,12 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
     pub busy_timeout_ms: u64,
     pub synchronous: Synchronous,
+    /// The writer checkpoints the WAL (PASSIVE) once it holds this many pages; 0 =
+    /// never: an external replicator such as Litestream checkpoints.
+    pub wal_autocheckpoint: u32,
+    /// After a checkpoint resets the WAL, it is truncated to at most this many bytes;
+    /// -1 = never truncated.
+    pub journal_size_limit: i64,
 }
 
 /// `database.synchronous`: how commits reach the disk.
@@ -170,6 +238,16 @@ pub struct RateLimitConfig {
 pub struct LogConfig {
     /// env_logger filter, e.g. `info` or `warn,threada=info`; `RUST_LOG` wins.
     pub level: String,
+    /// `text` (one readable line per record) or `json` (one JSON object per line).
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -194,6 +272,8 @@ impl Default for DatabaseConfig {
             pool_size: 8,
             busy_timeout_ms: 5000,
             synchronous: Synchronous::Full,
+            wal_autocheckpoint: 1000,
+            journal_size_limit: 67_108_864,
         }
     }
 }
@@ -240,6 +320,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }
@@ -554,6 +635,39 @@ impl Config {
                 "must be between 1 and 10000".into(),
             );
         }
+        if self.database.wal_autocheckpoint > 1_000_000 {
+            return fail(
+                "database.wal_autocheckpoint",
+                "must be between 0 (checkpoints left to a replicator) and 1000000 pages".into(),
+            );
+        }
+        if self.database.journal_size_limit < -1 {
+            return fail(
+                "database.journal_size_limit",
+                "must be -1 (no limit) or a number of bytes".into(),
+            );
+        }
+        if self.retention.closed_tickets_days > 36_500 {
+            return fail(
+                "retention.closed_tickets_days",
+                "must be between 0 (kept) and 36500".into(),
+            );
+        }
+        if !self.backup.schedule.trim().is_empty() {
+            match crate::clock::parse_duration(&self.backup.schedule) {
+                Ok(every) if every.as_secs() >= 1 => {}
+                Ok(_) => return fail("backup.schedule", "must be at least 1s".into()),
+                Err(problem) => {
+                    return fail(
+                        "backup.schedule",
+                        format!("{problem}; \"\" turns scheduled backups off"),
+                    );
+                }
+            }
+        }
+        if !(1..=10_000).contains(&self.backup.keep) {
+            return fail("backup.keep", "must be between 1 and 10000".into());
+        }
         if let Err(problem) = check_log_filter(&self.log.level) {
             return fail("log.level", problem);
         }
@@ -677,7 +791,7 @@ mod tests {
         let keys = Config::keys();
         assert!(keys.contains(&"server.bind".to_string()));
         assert!(keys.contains(&"actions.allow_private_networks".to_string()));
-        assert_eq!(keys.len(), 35);
+        assert_eq!(keys.len(), 43);
         assert_eq!(Config::env_var_for("server.bind"), "THREADA_SERVER_BIND");
     }
 

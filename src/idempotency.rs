@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::clock::Timestamp;
 use crate::crypto::sha256;
-use crate::db::idempotency::{self, Earlier};
-use crate::error::ApiError;
+use crate::db::idempotency::{self, Earlier, NewRecord};
+use crate::error::{ApiError, ErrorKind};
 
 /// The request header that carries the key.
 pub const HEADER: &str = "Idempotency-Key";
@@ -69,6 +69,12 @@ impl Idempotency {
                 "a request with this Idempotency-Key is still in progress; retry later",
             )
             .with_param(HEADER)),
+            Some(Earlier::Erased) => Err(ApiError::new(
+                ErrorKind::Gone,
+                "the ticket this Idempotency-Key's request created or changed has been \
+                 deleted since, with its stored answer; use a new key",
+            )
+            .with_param(HEADER)),
             Some(Earlier::Mismatch) => Err(ApiError::unprocessable(
                 "this Idempotency-Key was already used with a different request \
                  (another body or endpoint); use a new key",
@@ -113,9 +119,15 @@ impl<T: Serialize + DeserializeOwned> Outcome<T> {
     }
 }
 
+/// An answer that belongs to one ticket: its stored copy is erased with the ticket.
+pub trait OfTicket {
+    /// The ticket the answer shows.
+    fn ticket_id(&self) -> &str;
+}
+
 /// Runs `work` inside a write job under an optional idempotency key: replays an
 /// earlier response, or runs `work` and, with a key, stores its response.
-pub fn run<T: Serialize>(
+pub fn run<T: Serialize + OfTicket>(
     conn: &Connection,
     tenant_id: &str,
     idempotency: Option<&Idempotency>,
@@ -133,10 +145,13 @@ pub fn run<T: Serialize>(
     idempotency::insert(
         conn,
         tenant_id,
-        &idempotency.key,
-        &idempotency.fingerprint,
-        Some((status, &body)),
-        None,
+        NewRecord {
+            key: &idempotency.key,
+            fingerprint: &idempotency.fingerprint,
+            ticket_id: value.ticket_id(),
+            response: Some((status, &body)),
+            action_id: None,
+        },
         Timestamp::now(),
     )?;
     Ok(Outcome::Stored {

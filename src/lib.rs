@@ -19,8 +19,9 @@
 //!    `auth` (API keys and the caller), `accounts` (tenants and keys), `tickets`,
 //!    `idempotency`, `actions` (the outbound client, its guard, pool and the action
 //!    unit of work), `pagination` (page tokens), `ratelimit`, `sessions` (console
-//!    sign-ins), `webhooks` (subscriptions and their dispatcher), `maintenance`
-//!    (purges and schedules), `demo`, `bulk`.
+//!    sign-ins), `webhooks` (subscriptions and their dispatcher), `lifecycle`
+//!    (erasure of contacts and tickets, retention), `maintenance` (purges, retention
+//!    and scheduled backups), `demo`, `bulk`.
 //! 5. **`state`** — `AppState`, what a running server shares.
 //! 6. **`routes`** — HTTP: every handler extracts, parses, makes one call as its
 //!    caller (`routes::access`: authenticate first, then report the parse error) and
@@ -45,6 +46,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod maintenance;
 pub mod pagination;
 pub mod ratelimit;

@@ -13,6 +13,7 @@ use crate::db::{contacts, events, is_unique_violation};
 use crate::domain::event::EventType;
 use crate::domain::ticket::{MAX_TAGS, NewMessage, NewTicket, Role, Status, TicketPatch};
 use crate::error::ApiError;
+use crate::idempotency::OfTicket;
 
 /// `{"ticket": {...}}`
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,10 +66,22 @@ pub enum Changed {
     Summary(SummaryEnvelope),
 }
 
+impl OfTicket for TicketEnvelope {
+    fn ticket_id(&self) -> &str {
+        &self.ticket.summary.ticket_id
+    }
+}
+
 /// `{"message": {...}}`
 #[derive(Debug, Serialize)]
 pub struct MessageEnvelope {
     pub message: Message,
+}
+
+impl OfTicket for MessageEnvelope {
+    fn ticket_id(&self) -> &str {
+        &self.message.ticket_id
+    }
 }
 
 fn ticket_not_found() -> ApiError {

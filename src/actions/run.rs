@@ -84,10 +84,13 @@ pub fn begin(
         db::idempotency::insert(
             conn,
             &action.tenant_id,
-            &key.key,
-            &key.fingerprint,
-            None,
-            Some(&action.action_id),
+            db::idempotency::NewRecord {
+                key: &key.key,
+                fingerprint: &key.fingerprint,
+                ticket_id: &action.ticket_id,
+                response: None,
+                action_id: Some(&action.action_id),
+            },
             now,
         )?;
     }

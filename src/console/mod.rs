@@ -17,12 +17,14 @@ use rusqlite::Connection;
 use crate::accounts;
 use crate::clock::Timestamp;
 use crate::db;
+use crate::domain::erasure::ContactSelector;
 use crate::domain::event::{SubscriptionBody, SubscriptionChange, SubscriptionStatus};
 use crate::domain::listing::{Cursor, QueryParams, TicketQuery, TicketSort};
 use crate::domain::tenant::{
     NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
 };
 use crate::error::ApiError;
+use crate::lifecycle;
 use crate::routes::admin::client_address;
 use crate::routes::extract::{path_param, read_body};
 use crate::routes::{get, resource};
@@ -38,6 +40,8 @@ const PAGE_SIZE: u32 = 25;
 const ACTIONS_PAGE_SIZE: u32 = 50;
 /// Actions shown on a ticket's page.
 const TICKET_ACTIONS: u32 = 100;
+/// Audit records shown on a tenant's page.
+const AUDIT_SHOWN: u32 = 20;
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
@@ -87,6 +91,25 @@ pub fn scope() -> Scope {
             resource("/tenants/{tenant_id}/tickets/{ticket_id}", "GET").route(get().to(ticket)),
         )
         .service(resource("/tenants/{tenant_id}/actions", "GET").route(get().to(action_list)))
+        .service(
+            resource("/tenants/{tenant_id}/contacts/erase", "POST")
+                .route(web::post().to(ask_erase)),
+        )
+        .service(
+            resource("/tenants/{tenant_id}/contacts/erase/confirm", "POST")
+                .route(web::post().to(erase_contact)),
+        )
+        .service(
+            resource("/tenants/{tenant_id}/tickets/{ticket_id}/delete", "POST")
+                .route(web::post().to(ask_delete_ticket)),
+        )
+        .service(
+            resource(
+                "/tenants/{tenant_id}/tickets/{ticket_id}/delete/confirm",
+                "POST",
+            )
+            .route(web::post().to(delete_ticket)),
+        )
         .service(
             resource("/tenants/{tenant_id}/webhooks", "POST").route(web::post().to(create_webhook)),
         )
@@ -372,8 +395,12 @@ async fn overview(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         Ok(tenants)
     })
     .await;
+    let backups = state.maintenance.backup_status();
     match loaded {
-        Ok(tenants) => html(StatusCode::OK, views::overview(chrome, &tenants, now)),
+        Ok(tenants) => html(
+            StatusCode::OK,
+            views::overview(chrome, &tenants, &backups, now),
+        ),
         Err(e) => failure(Some(chrome), &e),
     }
 }
@@ -481,11 +508,12 @@ async fn tenant_page(
         let tenant = accounts::get_tenant(conn, &tenant_id)?;
         let keys = accounts::list_keys(conn, &tenant_id)?;
         let hooks = db::webhooks::list(conn, &tenant_id)?;
-        Ok((tenant, keys, hooks))
+        let audit = db::audit::recent(conn, &tenant_id, AUDIT_SHOWN)?;
+        Ok((tenant, keys, hooks, audit))
     })
     .await;
     match loaded {
-        Ok((tenant, keys, hooks)) => {
+        Ok((tenant, keys, hooks, audit)) => {
             let form = form.unwrap_or_else(|| TenantForm {
                 name: tenant.name.clone(),
                 action_base_url: tenant.action_base_url.clone().unwrap_or_default(),
@@ -493,10 +521,13 @@ async fn tenant_page(
             });
             let status = error.map_or(StatusCode::OK, |e| e.kind.status());
             let message = error.map(|e| e.message.as_ref());
-            html(
-                status,
-                views::tenant(chrome, &tenant, &keys, &hooks, &form, message),
-            )
+            let shown = views::TenantPage {
+                tenant: &tenant,
+                keys: &keys,
+                hooks: &hooks,
+                audit: &audit,
+            };
+            html(status, views::tenant(chrome, &shown, &form, message))
         }
         Err(e) => failure(Some(chrome), &e),
     }
@@ -705,6 +736,136 @@ async fn revoke_key(
             }),
             &e,
         ),
+    }
+}
+
+// ---- erasure --------------------------------------------------------------------
+
+/// The contact a posted erase form names (`by` and `value`).
+fn posted_selector(form: &Form) -> Result<ContactSelector, ApiError> {
+    ContactSelector::parse(form.get("by"), form.get("value").trim())
+}
+
+async fn ask_erase(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, form) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let id = tenant_id.clone();
+    let found = match posted_selector(&form) {
+        Ok(selector) => {
+            read(&state, move |conn| {
+                let tenant = accounts::get_tenant(conn, &id)?;
+                let (contact, tickets) = lifecycle::find_contact(conn, &id, &selector)?;
+                Ok((tenant, contact, tickets))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((tenant, contact, tickets)) => html(
+            StatusCode::OK,
+            views::confirm_erase(chrome, &tenant, &contact, tickets),
+        ),
+        Err(e) => tenant_page(&state, chrome, tenant_id, None, Some(&e)).await,
+    }
+}
+
+async fn erase_contact(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, form) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let erased = match posted_selector(&form) {
+        Ok(selector) => {
+            write(&state, move |conn| {
+                let erasure = lifecycle::erase_contact(
+                    conn,
+                    &tenant_id,
+                    &selector,
+                    lifecycle::actor::CONSOLE,
+                )?;
+                Ok((accounts::get_tenant(conn, &tenant_id)?, erasure))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match erased {
+        Ok((tenant, erasure)) => html(StatusCode::OK, views::erased(chrome, &tenant, &erasure)),
+        Err(e) => failure(Some(chrome), &e),
+    }
+}
+
+async fn ask_delete_ticket(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, _) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let ticket_id = path_param(&req, "ticket_id").to_string();
+    let loaded = read(&state, move |conn| {
+        let tenant = accounts::get_tenant(conn, &tenant_id)?;
+        let view = tickets::view(conn, &tenant_id, &ticket_id)?;
+        Ok((tenant, view))
+    })
+    .await;
+    match loaded {
+        Ok((tenant, view)) => html(
+            StatusCode::OK,
+            views::confirm_delete_ticket(chrome, &tenant, &view.summary),
+        ),
+        Err(e) => failure(Some(chrome), &e),
+    }
+}
+
+async fn delete_ticket(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (session, _) = match posted(&state, &req, payload).await {
+        Ok(posted) => posted,
+        Err(page) => return *page,
+    };
+    let chrome = Chrome {
+        csrf: &session.csrf,
+    };
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let ticket_id = path_param(&req, "ticket_id").to_string();
+    let deleted = write(&state, move |conn| {
+        let erasure =
+            lifecycle::delete_ticket(conn, &tenant_id, &ticket_id, lifecycle::actor::CONSOLE)?;
+        Ok((accounts::get_tenant(conn, &tenant_id)?, erasure))
+    })
+    .await;
+    match deleted {
+        Ok((tenant, erasure)) => html(StatusCode::OK, views::erased(chrome, &tenant, &erasure)),
+        Err(e) => failure(Some(chrome), &e),
     }
 }
 

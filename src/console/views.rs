@@ -7,6 +7,8 @@ use maud::{DOCTYPE, Markup, html};
 
 use crate::clock::Timestamp;
 use crate::db::actions::{Action, ActionStatus};
+use crate::db::audit::Record as AuditRecord;
+use crate::db::contacts::Contact;
 use crate::db::keys::ApiKey;
 use crate::db::stats::{CHART_DAYS, TenantStats};
 use crate::db::tenants::Tenant;
@@ -15,6 +17,8 @@ use crate::db::webhooks::{Delivery, Subscription};
 use crate::domain::event::{EventType, SubscriptionStatus};
 use crate::domain::scope::Scope;
 use crate::domain::ticket::{Channel, Priority, Role, Status};
+use crate::lifecycle::Erasure;
+use crate::maintenance::BackupStatus;
 
 /// What every signed-in page needs: the session's CSRF token, for its forms.
 #[derive(Debug, Clone, Copy)]
@@ -161,12 +165,18 @@ fn counts<T: Copy>(items: &[(T, u64)], name: fn(T) -> &'static str) -> Markup {
 }
 
 /// The overview: every tenant at a glance.
-pub fn overview(chrome: Chrome<'_>, tenants: &[(Tenant, TenantStats)], now: Timestamp) -> Markup {
+pub fn overview(
+    chrome: Chrome<'_>,
+    tenants: &[(Tenant, TenantStats)],
+    backups: &BackupStatus,
+    now: Timestamp,
+) -> Markup {
     page(
         "Overview",
         Some(chrome),
         html! {
             h1 { "Overview" }
+            (backup_card(backups))
             @if tenants.is_empty() {
                 p { "No tenant yet. " a href="/admin/tenants" { "Create one" } "." }
             }
@@ -276,14 +286,27 @@ fn scope_boxes() -> Markup {
 }
 
 /// One tenant: its settings, its signing secret rotation, its API keys and webhooks.
+/// What a tenant's page shows besides its settings form.
+#[derive(Debug)]
+pub struct TenantPage<'a> {
+    pub tenant: &'a Tenant,
+    pub keys: &'a [ApiKey],
+    pub hooks: &'a [Subscription],
+    pub audit: &'a [AuditRecord],
+}
+
 pub fn tenant(
     chrome: Chrome<'_>,
-    tenant: &Tenant,
-    keys: &[ApiKey],
-    hooks: &[Subscription],
+    shown: &TenantPage<'_>,
     form: &TenantForm,
     error: Option<&str>,
 ) -> Markup {
+    let TenantPage {
+        tenant,
+        keys,
+        hooks,
+        audit,
+    } = *shown;
     let base = format!("/admin/tenants/{}", tenant.tenant_id);
     page(
         &tenant.name,
@@ -341,6 +364,9 @@ pub fn tenant(
             }
             h2 { "Event webhooks" }
             (webhooks(chrome, tenant, hooks))
+            h2 { "Personal data" }
+            (erase_form(chrome, &base))
+            @if !audit.is_empty() { (audit_rows(audit)) }
             h2 { "Settings" }
             form.card method="post" action=(base) {
                 (csrf_field(chrome.csrf))
@@ -451,6 +477,178 @@ pub fn deliveries(
             @if items.is_empty() { p.muted { "No delivery yet." } }
         },
     )
+}
+
+/// The form that starts a contact's erasure (a confirmation step follows).
+fn erase_form(chrome: Chrome<'_>, base: &str) -> Markup {
+    html! {
+        form.card method="post" action=(format!("{base}/contacts/erase")) {
+            (csrf_field(chrome.csrf))
+            p { "Erase a customer (a GDPR erasure request): their contact, every ticket, message and "
+                "action of theirs, and every copy (search index, event data, stored answers). "
+                "You will see what it removes before anything is erased." }
+            label for="erase-by" { "Find the contact by" }
+            select #erase-by name="by" {
+                option value="email" { "email" }
+                option value="phone" { "phone" }
+                option value="external_id" { "external id" }
+                option value="contact_id" { "contact id" }
+            }
+            label for="erase-value" { "Value" }
+            input #erase-value type="text" name="value" required placeholder="customer@example.com";
+            button.danger type="submit" data-testid="erase-contact" { "Find and erase…" }
+        }
+    }
+}
+
+/// The audit log: who erased what, when, how much.
+fn audit_rows(records: &[AuditRecord]) -> Markup {
+    html! {
+        h3 { "Erasures" }
+        table {
+            thead { tr { th { "When" } th { "What" } th { "Who" } th { "Removed" } } }
+            tbody {
+                @for record in records {
+                    tr data-audit-id=(record.audit_id) {
+                        td { (time(Some(record.created_at))) }
+                        td { (record.action) @if let Some(id) = &record.subject_id { " " code { (id) } } }
+                        td { (record.actor) }
+                        td.muted { (describe_counts(&record.counts)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `{"tickets": 2, "messages": 5, …}` as "2 tickets, 5 messages, …" (zeros left out).
+fn describe_counts(counts: &serde_json::Value) -> String {
+    let Some(map) = counts.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter_map(|(name, n)| {
+            n.as_u64()
+                .filter(|n| *n > 0)
+                .map(|n| format!("{n} {}", name.replace('_', " ")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The step before a contact's erasure: who it is, what goes.
+pub fn confirm_erase(
+    chrome: Chrome<'_>,
+    tenant: &Tenant,
+    contact: &Contact,
+    tickets: usize,
+) -> Markup {
+    let base = format!("/admin/tenants/{}", tenant.tenant_id);
+    page(
+        "Erase contact",
+        Some(chrome),
+        html! {
+            h1 { "Erase this contact?" }
+            dl.card {
+                dt { "Contact" } dd { code { (contact.contact_id) } }
+                dt { "Name" } dd { (contact.name.as_deref().unwrap_or("—")) }
+                dt { "Email" } dd { (contact.email.as_deref().unwrap_or("—")) }
+                dt { "Phone" } dd { (contact.phone.as_deref().unwrap_or("—")) }
+                dt { "External id" } dd { (contact.external_id.as_deref().unwrap_or("—")) }
+                dt { "Tickets" } dd data-testid="erase-tickets" { (tickets) }
+            }
+            p.warning { "The contact, its " (tickets) " ticket(s) with all their messages and actions, "
+                "and every copy of them are removed from " (tenant.name) " at once. Their events stay in "
+                "the feed without their data. This cannot be undone." }
+            form.card method="post" action=(format!("{base}/contacts/erase/confirm")) {
+                (csrf_field(chrome.csrf))
+                input type="hidden" name="by" value="contact_id";
+                input type="hidden" name="value" value=(contact.contact_id);
+                button.danger type="submit" data-testid="confirm-erase" { "Erase contact and tickets" }
+                " "
+                a href=(base) { "Cancel" }
+            }
+        },
+    )
+}
+
+/// What an erasure or deletion removed.
+pub fn erased(chrome: Chrome<'_>, tenant: &Tenant, erasure: &Erasure) -> Markup {
+    let removed = &erasure.removed;
+    page(
+        "Erased",
+        Some(chrome),
+        html! {
+            h1 { @if erasure.contact_id.is_some() { "Contact erased" } @else { "Ticket deleted" } }
+            table data-testid="erasure-counts" {
+                tbody {
+                    tr { th { "Contacts" } td { (removed.contacts) } }
+                    tr { th { "Tickets" } td data-testid="erased-tickets" { (removed.tickets) } }
+                    tr { th { "Messages" } td { (removed.messages) } }
+                    tr { th { "Actions" } td { (removed.actions) } }
+                    tr { th { "Search documents" } td { (removed.search_documents) } }
+                    tr { th { "Events emptied" } td { (removed.events_cleared) } }
+                    tr { th { "Stored idempotent answers" } td { (removed.idempotency_answers) } }
+                }
+            }
+            p.muted { "Audit record " code { (erasure.audit_id) } "." }
+            p { a href=(format!("/admin/tenants/{}", tenant.tenant_id)) { "Back to " (tenant.name) } }
+        },
+    )
+}
+
+/// The step before a ticket's deletion.
+pub fn confirm_delete_ticket(
+    chrome: Chrome<'_>,
+    tenant: &Tenant,
+    ticket: &TicketSummary,
+) -> Markup {
+    let base = format!(
+        "/admin/tenants/{}/tickets/{}",
+        tenant.tenant_id, ticket.ticket_id
+    );
+    page(
+        "Delete ticket",
+        Some(chrome),
+        html! {
+            h1 { "Delete this ticket?" }
+            p { strong { (ticket.subject) } " (" code { (ticket.ticket_id) } ") with all its messages and "
+                "actions is removed, with every copy; its contact too if no other ticket refers to it. "
+                "This cannot be undone." }
+            form.card method="post" action=(format!("{base}/delete/confirm")) {
+                (csrf_field(chrome.csrf))
+                button.danger type="submit" data-testid="confirm-delete-ticket" { "Delete ticket" }
+                " "
+                a href=(base) { "Cancel" }
+            }
+        },
+    )
+}
+
+/// Scheduled backups on the overview: last success, last error.
+fn backup_card(status: &BackupStatus) -> Markup {
+    html! {
+        section.card data-testid="backups" {
+            h2 { "Scheduled backups" }
+            @if !status.enabled {
+                p.muted { "Off (set backup.schedule, e.g. \"6h\")." }
+            } @else {
+                dl {
+                    dt { "Directory" } dd { code { (status.dir.as_deref().unwrap_or("—")) } }
+                    dt { "Last backup" } dd data-testid="backup-last-success" {
+                        (time(status.last_success_at))
+                        @if let Some(file) = &status.last_file { " " code { (file) } }
+                        @if let Some(bytes) = status.last_bytes { " (" (bytes / 1024) " KiB)" } }
+                    dt { "Last error" } dd data-testid="backup-last-error" {
+                        @match &status.last_error {
+                            Some(error) => { (time(status.last_error_at)) " " strong.failed { (error) } },
+                            None => span.muted { "none" },
+                        } }
+                    dt { "Since start" } dd { (status.successes) " written, " (status.failures) " failed" }
+                }
+            }
+        }
+    }
 }
 
 /// The step before a revocation.
@@ -610,6 +808,18 @@ pub fn ticket(
                         dt { "External id" } dd { (contact.external_id.as_deref().unwrap_or("—")) }
                     },
                     None => p.muted { "No contact." },
+                }
+                @if let Some(contact) = &view.contact {
+                    form.inline method="post" action=(format!("/admin/tenants/{}/contacts/erase", tenant.tenant_id)) {
+                        (csrf_field(chrome.csrf))
+                        input type="hidden" name="by" value="contact_id";
+                        input type="hidden" name="value" value=(contact.contact_id);
+                        button.danger type="submit" data-testid="erase-contact" { "Erase this contact…" }
+                    }
+                }
+                form.inline method="post" action=(format!("/admin/tenants/{}/tickets/{}/delete", tenant.tenant_id, summary.ticket_id)) {
+                    (csrf_field(chrome.csrf))
+                    button.danger type="submit" data-testid="delete-ticket" { "Delete this ticket…" }
                 }
             }
             h2 { "Messages" }

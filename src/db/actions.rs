@@ -97,7 +97,8 @@ pub fn insert(conn: &Connection, action: &Action) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Stores the outcome of a running action, with its `action.completed` event.
+/// Stores the outcome of a running action, with its `action.completed` event. An
+/// action whose ticket was erased while its call ran is gone: nothing is written.
 pub fn complete(conn: &Connection, action: &Action) -> Result<(), DbError> {
     let result = action
         .result
@@ -105,17 +106,21 @@ pub fn complete(conn: &Connection, action: &Action) -> Result<(), DbError> {
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| DbError::Corrupt(e.to_string()))?;
-    conn.prepare_cached(
-        "UPDATE actions SET status = ?3, result = ?4, completed_at = ?5
-         WHERE tenant_id = ?1 AND action_id = ?2",
-    )?
-    .execute(params![
-        action.tenant_id,
-        action.action_id,
-        action.status,
-        result,
-        action.completed_at
-    ])?;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE actions SET status = ?3, result = ?4, completed_at = ?5
+             WHERE tenant_id = ?1 AND action_id = ?2",
+        )?
+        .execute(params![
+            action.tenant_id,
+            action.action_id,
+            action.status,
+            result,
+            action.completed_at
+        ])?;
+    if updated == 0 {
+        return Ok(());
+    }
     let data = serde_json::json!({ "action": action });
     super::events::append(
         conn,
@@ -141,6 +146,17 @@ pub fn get(
         ))?
         .query_row([tenant_id, action_id, ticket_id], from_row)
         .optional()?)
+}
+
+/// Deletes a ticket's actions, payloads and results with them; returns how many.
+pub fn delete_of_ticket(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM actions WHERE tenant_id = ?1 AND ticket_id = ?2")?
+        .execute([tenant_id, ticket_id])?)
 }
 
 /// Up to `limit` actions of a ticket after `after`, newest first, plus whether more follow.

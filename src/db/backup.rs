@@ -59,6 +59,19 @@ pub fn copy_to(source: &Connection, dest: &Path, force: bool) -> Result<u64, Str
     result
 }
 
+/// Makes sure `dir` exists, creating it (and its parents) owner-only (0700).
+pub fn private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
+}
+
 /// Creates (owner-only, empty) and locks the temporary file of a backup.
 fn lock_partial(temp: &Path) -> Result<File, String> {
     use std::os::unix::fs::OpenOptionsExt;

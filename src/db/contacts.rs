@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::DbError;
 use crate::clock::Timestamp;
 use crate::crypto;
+use crate::domain::erasure::ContactSelector;
 use crate::domain::ticket::ContactInput;
 
 /// A contact as stored and shown.
@@ -127,4 +128,22 @@ pub fn upsert(
         ])?;
     }
     Ok(updated)
+}
+
+/// The tenant's contact that `selector` names.
+pub fn find(
+    conn: &Connection,
+    tenant_id: &str,
+    selector: &ContactSelector,
+) -> Result<Option<Contact>, DbError> {
+    // The column comes from a closed set.
+    find_by(conn, tenant_id, selector.column(), Some(selector.value()))
+}
+
+/// Deletes a contact; returns whether it existed.
+pub fn delete(conn: &Connection, tenant_id: &str, contact_id: &str) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM contacts WHERE tenant_id = ?1 AND contact_id = ?2")?
+        .execute([tenant_id, contact_id])?
+        > 0)
 }

@@ -160,17 +160,12 @@ pub fn purge_before(
     Ok(removed)
 }
 
-/// The events of one ticket, oldest first (erasure walks them).
-pub fn seqs_of_ticket(
-    conn: &Connection,
-    tenant_id: &str,
-    ticket_id: &str,
-) -> Result<Vec<i64>, DbError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT seq FROM events WHERE tenant_id = ?1 AND ticket_id = ?2 ORDER BY seq",
-    )?;
-    let seqs = statement
-        .query_map(params![tenant_id, ticket_id], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
-    Ok(seqs)
+/// Empties the data of a ticket's events: they stay in the feed, at their place, as
+/// tombstones (`{}`) without the ticket's content. Returns how many were emptied.
+pub fn clear_ticket(conn: &Connection, tenant_id: &str, ticket_id: &str) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE events SET data = '{}' WHERE tenant_id = ?1 AND ticket_id = ?2 AND data <> '{}'",
+        )?
+        .execute([tenant_id, ticket_id])?)
 }

@@ -19,7 +19,13 @@ pub enum Earlier {
     InFlight,
     /// The key was used for a different request.
     Mismatch,
+    /// Same request, but the ticket it created or changed was erased since, and its
+    /// stored answer with it.
+    Erased,
 }
+
+/// The status of a record whose answer was erased (its response is then NULL).
+const ERASED: u16 = 410;
 
 /// The live record for `key`, if any; an expired one is deleted and ignored.
 pub fn lookup(
@@ -51,37 +57,59 @@ pub fn lookup(
         return Ok(Some(Earlier::Mismatch));
     }
     Ok(Some(match (status, body) {
+        (Some(ERASED), None) => Earlier::Erased,
         (Some(status), Some(body)) => Earlier::Response { status, body },
         _ => Earlier::InFlight,
     }))
 }
 
-/// Records a key: with its response, or in flight (for an action, `action_id` set).
+/// A key to record: its request's fingerprint, the ticket the request created or
+/// changed, and its response, or none while in flight (an action, `action_id` set).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a [u8; 32],
+    pub ticket_id: &'a str,
+    pub response: Option<(u16, &'a [u8])>,
+    pub action_id: Option<&'a str>,
+}
+
+/// Records a key.
 pub fn insert(
     conn: &Connection,
     tenant_id: &str,
-    key: &str,
-    fingerprint: &[u8; 32],
-    response: Option<(u16, &[u8])>,
-    action_id: Option<&str>,
+    record: NewRecord<'_>,
     now: Timestamp,
 ) -> Result<(), DbError> {
     conn.prepare_cached(
         "INSERT INTO idempotency_keys (tenant_id, idem_key, fingerprint, status_code, response,
-                                       action_id, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                       action_id, ticket_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         tenant_id,
-        key,
-        &fingerprint[..],
-        response.map(|(status, _)| status),
-        response.map(|(_, body)| body),
-        action_id,
+        record.key,
+        &record.fingerprint[..],
+        record.response.map(|(status, _)| status),
+        record.response.map(|(_, body)| body),
+        record.action_id,
+        record.ticket_id,
         now,
         now.plus(RETENTION)
     ])?;
     Ok(())
+}
+
+/// Erases the stored answers of the requests that created or changed a ticket: the
+/// keys stay (a retry is told the ticket is gone rather than creating it again), their
+/// answers do not. Returns how many.
+pub fn erase_ticket(conn: &Connection, tenant_id: &str, ticket_id: &str) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE idempotency_keys SET status_code = ?3, response = NULL
+             WHERE tenant_id = ?1 AND ticket_id = ?2",
+        )?
+        .execute(params![tenant_id, ticket_id, ERASED])?)
 }
 
 /// Stores the final response of the in-flight key that protects `action_id`.

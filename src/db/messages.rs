@@ -66,10 +66,11 @@ pub fn insert(
         external_message_id: new.external_message_id.map(str::to_string),
         created_at: now,
     };
+    let (search_key, number) = new.search;
     conn.prepare_cached(
         "INSERT INTO messages (tenant_id, message_id, ticket_id, role, content, channel,
-                               external_message_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                               external_message_id, created_at, search_n)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         tenant_id,
@@ -79,9 +80,9 @@ pub fn insert(
         message.content,
         message.channel,
         message.external_message_id,
-        now
+        now,
+        number
     ])?;
-    let (search_key, number) = new.search;
     super::search::index(conn, search_key, number, new.content)?;
     Ok(message)
 }
@@ -101,6 +102,37 @@ pub fn find_external(
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?)
+}
+
+/// Removes a ticket's messages from the search index (each with its text, as the
+/// index needs it), before they are deleted.
+pub fn unindex_of_ticket(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+    search_key: i64,
+) -> Result<i64, DbError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT search_n, content FROM messages WHERE tenant_id = ?1 AND ticket_id = ?2",
+    )?;
+    let mut rows = statement.query([tenant_id, ticket_id])?;
+    let mut removed = 0;
+    while let Some(row) = rows.next()? {
+        let content: String = row.get(1)?;
+        removed += super::search::remove(conn, search_key, row.get(0)?, &content)?;
+    }
+    Ok(removed)
+}
+
+/// Deletes a ticket's messages; returns how many.
+pub fn delete_of_ticket(
+    conn: &Connection,
+    tenant_id: &str,
+    ticket_id: &str,
+) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM messages WHERE tenant_id = ?1 AND ticket_id = ?2")?
+        .execute([tenant_id, ticket_id])?)
 }
 
 /// Up to `limit` messages of a ticket after `after`, oldest first, plus whether more follow.

@@ -5,7 +5,9 @@
 //! module exposes plain functions on `&Connection` that take the caller's tenant.
 
 pub mod actions;
+pub mod audit;
 pub mod backup;
+pub mod check;
 pub mod contacts;
 pub mod events;
 pub mod idempotency;
@@ -282,6 +284,14 @@ fn configure(conn: &Connection, config: &DatabaseConfig) -> rusqlite::Result<()>
     conn.pragma_update(None, "foreign_keys", true)?;
     // Savepoint journals (one per write job) stay in memory instead of temp files.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Deleted and overwritten content is zeroed in the file (erasure must leave no
+    // trace of a contact once the WAL is checkpointed).
+    conn.pragma_update(None, "secure_delete", true)?;
+    // The checkpoint policy: SQLite's PASSIVE autocheckpoint after this many WAL pages
+    // (0 = none: Litestream or another replicator checkpoints), and how far a reset WAL
+    // is truncated.
+    conn.pragma_update(None, "wal_autocheckpoint", config.wal_autocheckpoint)?;
+    conn.pragma_update(None, "journal_size_limit", config.journal_size_limit)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! A document's rowid is `search_key << 24 | n`: `n` is 0 for the subject and the
 //! message's number in its ticket (1, 2, …) for a message, so a match names its ticket
 //! without a lookup. The index is contentless (the text lives in `tickets` and
-//! `messages` only) with secure-delete, so removed text leaves no token behind.
+//! `messages` only) with secure-delete: a document is removed with its text, and its
+//! tokens leave the file.
 
 use rusqlite::{Connection, params};
 
@@ -37,27 +38,27 @@ pub fn index(conn: &Connection, search_key: i64, n: i64, text: &str) -> Result<(
     Ok(())
 }
 
-/// Replaces an indexed subject.
-pub fn reindex_subject(conn: &Connection, search_key: i64, subject: &str) -> Result<(), DbError> {
-    remove(conn, search_key, 0)?;
+/// Replaces an indexed subject: `old` is the text it was indexed with.
+pub fn reindex_subject(
+    conn: &Connection,
+    search_key: i64,
+    old: &str,
+    subject: &str,
+) -> Result<(), DbError> {
+    remove(conn, search_key, 0, old)?;
     index(conn, search_key, 0, subject)
 }
 
-/// Removes one document.
-fn remove(conn: &Connection, search_key: i64, n: i64) -> Result<(), DbError> {
-    conn.prepare_cached("DELETE FROM ticket_search WHERE rowid = ?1")?
-        .execute([rowid(search_key, n)])?;
-    Ok(())
-}
-
-/// Removes a ticket's documents: its subject and its `message_count` messages.
-pub fn remove_ticket(
-    conn: &Connection,
-    search_key: i64,
-    message_count: i64,
-) -> Result<(), DbError> {
-    for n in 0..=message_count.min(MAX_INDEXED_MESSAGES) {
-        remove(conn, search_key, n)?;
+/// Removes one document, given the text it was indexed with (a contentless index
+/// needs it to find the document's tokens; with secure-delete they leave the file).
+/// Returns how many documents were removed (0 past `MAX_INDEXED_MESSAGES`).
+pub fn remove(conn: &Connection, search_key: i64, n: i64, text: &str) -> Result<i64, DbError> {
+    if n > MAX_INDEXED_MESSAGES {
+        return Ok(0);
     }
-    Ok(())
+    conn.prepare_cached(
+        "INSERT INTO ticket_search (ticket_search, rowid, body) VALUES ('delete', ?1, ?2)",
+    )?
+    .execute(params![rowid(search_key, n), text])?;
+    Ok(1)
 }

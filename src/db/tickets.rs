@@ -194,7 +194,12 @@ pub fn save(
         after_messages
     ])?;
     if summary.subject != before.summary.subject {
-        search::reindex_subject(conn, before.search_key, &summary.subject)?;
+        search::reindex_subject(
+            conn,
+            before.search_key,
+            &before.summary.subject,
+            &summary.subject,
+        )?;
     }
     let previous_tags = &before.summary.tags;
     if &summary.tags != previous_tags {
@@ -207,6 +212,57 @@ pub fn save(
         add_tags(conn, &summary.tenant_id, &summary.ticket_id, &summary.tags)?;
     }
     Ok(())
+}
+
+/// Deletes a ticket's row, its tags and its search documents, its messages' too (the
+/// messages, actions and events themselves are their modules' to remove, after this).
+/// Returns how many search documents went.
+pub fn delete(conn: &Connection, row: &TicketRow) -> Result<i64, DbError> {
+    let summary = &row.summary;
+    remove_tags(conn, &summary.tenant_id, &summary.ticket_id, &summary.tags)?;
+    let documents = search::remove(conn, row.search_key, 0, &summary.subject)?
+        + super::messages::unindex_of_ticket(
+            conn,
+            &summary.tenant_id,
+            &summary.ticket_id,
+            row.search_key,
+        )?;
+    conn.prepare_cached("DELETE FROM tickets WHERE tenant_id = ?1 AND ticket_id = ?2")?
+        .execute([&summary.tenant_id, &summary.ticket_id])?;
+    Ok(documents)
+}
+
+/// The ids of a contact's tickets.
+pub fn of_contact(
+    conn: &Connection,
+    tenant_id: &str,
+    contact_id: &str,
+) -> Result<Vec<String>, DbError> {
+    let mut statement = conn
+        .prepare_cached("SELECT ticket_id FROM tickets WHERE tenant_id = ?1 AND contact_id = ?2")?;
+    let ids = statement
+        .query_map([tenant_id, contact_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
+/// Up to `limit` of the tenant's closed tickets last changed before `cutoff`, oldest
+/// first (a closed ticket never changes again: `updated_at` is when it was closed).
+pub fn closed_before(
+    conn: &Connection,
+    tenant_id: &str,
+    cutoff: Timestamp,
+    limit: u32,
+) -> Result<Vec<String>, DbError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT ticket_id FROM tickets
+         WHERE tenant_id = ?1 AND updated_at < ?2 AND status = 'closed'
+         ORDER BY updated_at LIMIT {limit}"
+    ))?;
+    let ids = statement
+        .query_map(params![tenant_id, cutoff], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
 }
 
 /// A summary borrowed from a result row: serialised straight from SQLite's memory

@@ -378,6 +378,35 @@ pub fn due(
     Ok(items)
 }
 
+/// Removes up to `batch` of the tenant's finished (delivered or failed) deliveries
+/// created before `cutoff`, with their attempts; returns how many.
+pub fn purge_finished(
+    conn: &Connection,
+    tenant_id: &str,
+    cutoff: Timestamp,
+    batch: u32,
+) -> Result<usize, DbError> {
+    let floor = crypto::id_floor("dlv", cutoff);
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT delivery_id FROM webhook_deliveries
+         WHERE tenant_id = ?1 AND delivery_id < ?2 AND status <> 'pending' LIMIT {batch}"
+    ))?;
+    let ids = statement
+        .query_map([tenant_id, floor.as_str()], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    for id in &ids {
+        conn.prepare_cached(
+            "DELETE FROM webhook_attempts WHERE tenant_id = ?1 AND delivery_id = ?2",
+        )?
+        .execute([tenant_id, id])?;
+        conn.prepare_cached(
+            "DELETE FROM webhook_deliveries WHERE tenant_id = ?1 AND delivery_id = ?2",
+        )?
+        .execute([tenant_id, id])?;
+    }
+    Ok(ids.len())
+}
+
 /// Tenants with pending deliveries (the dispatcher's round).
 pub fn tenants_with_pending(conn: &Connection) -> Result<Vec<String>, DbError> {
     let mut statement = conn.prepare_cached(

@@ -3,6 +3,7 @@
 //! names its `param`.
 
 pub mod action;
+pub mod erasure;
 pub mod event;
 pub mod listing;
 pub mod network;

@@ -18,6 +18,7 @@ use super::extract::{
 };
 use super::{ADMIN, ListPage, json, resource};
 use crate::accounts;
+use crate::domain::erasure::{ContactSelector, ContactSelectorBody};
 use crate::domain::event::{SubscriptionBody, SubscriptionChange};
 use crate::domain::listing::{Cursor, Page, QueryParams};
 use crate::domain::present;
@@ -25,6 +26,7 @@ use crate::domain::tenant::{
     DEFAULT_GRACE, NewKey, NewKeyBody, NewTenant, NewTenantBody, TenantPatch, parse_grace,
 };
 use crate::error::ApiError;
+use crate::lifecycle;
 use crate::state::AppState;
 use crate::webhooks;
 
@@ -89,6 +91,11 @@ pub fn scope() -> Scope {
             )
             .route(web::post().to(replay_delivery)),
         )
+        .service(
+            resource("/tenants/{tenant_id}/contacts/erase", "POST")
+                .route(web::post().to(erase_contact)),
+        )
+        .service(resource("/tenants/{tenant_id}/audit", "GET").route(super::get().to(audit_log)))
 }
 
 /// Proof that a request carries the admin token: handlers take it as their first
@@ -450,4 +457,36 @@ async fn replay_delivery(
     })
     .await?;
     json(StatusCode::OK, &replayed)
+}
+
+/// `POST /tenants/{tenant_id}/contacts/erase` with one of `email`, `phone`,
+/// `external_id`, `contact_id`: 200 with what was removed and the audit record's id.
+async fn erase_contact(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let selector = body::<ContactSelectorBody, ContactSelector>(&state, &req, payload).await;
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let erased = write(&state, selector, move |conn, selector| {
+        lifecycle::erase_contact(conn, &tenant_id, &selector, lifecycle::actor::ADMIN_API)
+    })
+    .await?;
+    json(StatusCode::OK, &erased)
+}
+
+/// `GET /tenants/{tenant_id}/audit`: the latest 100 erasures, newest first.
+async fn audit_log(
+    _: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = path_param(&req, "tenant_id").to_string();
+    let items = read(&state, move |conn| {
+        accounts::get_tenant(conn, &tenant_id)?;
+        Ok(crate::db::audit::recent(conn, &tenant_id, 100)?)
+    })
+    .await?;
+    json(StatusCode::OK, &Items { items })
 }

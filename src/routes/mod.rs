@@ -54,7 +54,7 @@ pub const PUBLIC_API: &[(&str, &str)] = &[
     ("/api/v1/public/openapi.json", "GET"),
     ("/api/v1/public/tickets", "GET, POST"),
     ("/api/v1/public/events", "GET"),
-    ("/api/v1/public/tickets/{ticket_id}", "GET, PATCH"),
+    ("/api/v1/public/tickets/{ticket_id}", "GET, PATCH, DELETE"),
     ("/api/v1/public/tickets/{ticket_id}/messages", "GET, POST"),
     ("/api/v1/public/tickets/{ticket_id}/actions", "GET, POST"),
     (
@@ -77,7 +77,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             api("/api/v1/public/tickets/{ticket_id}")
                 .route(get().to(tickets::get))
-                .route(web::patch().to(tickets::update)),
+                .route(web::patch().to(tickets::update))
+                .route(web::delete().to(tickets::delete)),
         )
         .service(
             api("/api/v1/public/tickets/{ticket_id}/messages")

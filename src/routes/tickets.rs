@@ -13,6 +13,7 @@ use crate::domain::scope::Scope;
 use crate::domain::ticket::{NewTicket, NewTicketBody, TicketPatch, TicketPatchBody};
 use crate::error::ApiError;
 use crate::idempotency;
+use crate::lifecycle;
 use crate::state::AppState;
 use crate::tickets::{self, TicketEnvelope};
 
@@ -134,4 +135,27 @@ pub async fn update(
     )
     .await?;
     json(StatusCode::OK, &changed)
+}
+
+/// `DELETE /tickets/{ticket_id}`: 204; the ticket, its messages and actions and every
+/// copy of them are gone (its events stay as tombstones, a `ticket.deleted` follows).
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    credentials: Credentials,
+) -> Result<HttpResponse, ApiError> {
+    let ticket_id = path_param(&req, "ticket_id").to_string();
+    write_as(
+        &state,
+        &req,
+        credentials,
+        &[Scope::Write],
+        no_query(&req),
+        move |cx, ()| {
+            let actor = cx.caller.requested_by();
+            lifecycle::delete_ticket(cx.conn, cx.tenant_id(), &ticket_id, &actor)
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

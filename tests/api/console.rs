@@ -167,6 +167,77 @@ fn tickets_show_their_messages_and_failed_actions_and_tenant_data_stays_text() {
 }
 
 #[test]
+fn a_contact_is_erased_and_a_ticket_deleted_after_a_confirmation() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, cli) = server(dir.path());
+    let key = cli.tenant_and_key(ALL_SCOPES);
+    let tenant_id = key["tenant_id"].as_str().unwrap();
+    let key = key["api_key"].as_str().unwrap();
+    let body = |subject: &str, email: &str| {
+        json!({"subject": subject, "channel": "email", "contact": {"name": "Erin", "email": email},
+               "initial_message": {"role": "user", "content": "please forget me"}})
+    };
+    let erin_1 = server.new_ticket(key, &body("Erin's first", "erin@example.com"));
+    let erin_2 = server.new_ticket(key, &body("Erin's second", "erin@example.com"));
+    let mistake = server.new_ticket(key, &body("Typo ticket", "sam@example.com"));
+    sign_in(&browser, &server.base);
+    // From a ticket of hers: erase the contact, after seeing what goes.
+    browser.goto(&format!(
+        "{}/admin/tenants/{tenant_id}/tickets/{erin_1}",
+        server.base
+    ));
+    browser.submit("[data-testid=erase-contact]");
+    assert_eq!(browser.text("[data-testid=erase-tickets]"), "2");
+    assert!(browser.text("main").contains("erin@example.com"));
+    browser.submit("[data-testid=confirm-erase]");
+    assert_eq!(browser.text("[data-testid=erased-tickets]"), "2");
+    for ticket in [&erin_1, &erin_2] {
+        server
+            .get_ticket(key, ticket)
+            .assert_error(404, "not_found");
+    }
+    browser.goto(&format!(
+        "{}/admin/tenants/{tenant_id}/tickets",
+        server.base
+    ));
+    assert_eq!(browser.count("tr[data-ticket-id]"), 1);
+    assert!(!browser.text("main").contains("Erin"));
+    // The tenant page's form finds nobody by her address any more; its log shows the erasure.
+    browser.goto(&format!("{}/admin/tenants/{tenant_id}", server.base));
+    assert!(browser.text("tr[data-audit-id]").contains("contact.erased"));
+    assert!(browser.text("tr[data-audit-id]").contains("console"));
+    browser.select("select[name=by]", "email");
+    browser.fill("input[name=value]", "erin@example.com");
+    browser.submit("[data-testid=erase-contact]");
+    assert!(
+        browser
+            .text("[data-testid=error]")
+            .contains("contact not found")
+    );
+    // A ticket created by mistake, deleted from its page.
+    browser.goto(&format!(
+        "{}/admin/tenants/{tenant_id}/tickets/{mistake}",
+        server.base
+    ));
+    browser.submit("[data-testid=delete-ticket]");
+    browser.submit("[data-testid=confirm-delete-ticket]");
+    assert_eq!(browser.text("[data-testid=erased-tickets]"), "1");
+    server
+        .get_ticket(key, &mistake)
+        .assert_error(404, "not_found");
+    // The one expected: the page that said "contact not found" came with a 404.
+    let errors: Vec<String> = browser
+        .console_errors()
+        .into_iter()
+        .filter(|e| !e.contains("/contacts/erase - Failed to load resource"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+#[test]
 fn a_wrong_token_is_refused_and_then_throttled() {
     let Some(browser) = Browser::start() else {
         return;

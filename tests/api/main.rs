@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod errors;
 mod feed;
+mod lifecycle;
 mod openapi;
 mod operator;
 mod privilege;
