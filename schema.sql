@@ -264,6 +264,9 @@ UPDATE idempotency_keys SET ticket_id = coalesce(
 CREATE INDEX idempotency_keys_by_ticket ON idempotency_keys (tenant_id, ticket_id)
     WHERE ticket_id IS NOT NULL;
 
+-- A replayed webhook delivery is retried for webhooks.retry_for_hours from its replay.
+ALTER TABLE webhook_deliveries ADD COLUMN retry_from INTEGER;
+
 -- Who erased what, when, and how much: counts and ids only, never personal data.
 CREATE TABLE audit_log (
     tenant_id  TEXT NOT NULL,

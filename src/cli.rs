@@ -7,7 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::IsTerminal;
+
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -291,9 +294,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Targets that never log below `warn`, whatever the filter says.
-const QUIET_TARGETS: &str = "ureq=warn,ureq_proto=warn,rustls=warn";
-
 fn init_logging(config: &Config, server: bool) {
     // Commands other than the server stay quiet unless RUST_LOG says otherwise.
     let default = if server {
@@ -305,14 +305,7 @@ fn init_logging(config: &Config, server: bool) {
         .ok()
         .filter(|f| !f.trim().is_empty())
         .unwrap_or_else(|| default.to_string());
-    // Last, so that it wins over any level given for these targets: at debug and
-    // trace the HTTP client logs whole outbound requests, credentials included.
-    let filter = format!("{filter},{QUIET_TARGETS}");
-    let _ = env_logger::Builder::new()
-        .parse_filters(&filter)
-        .format_timestamp_millis()
-        .write_style(env_logger::WriteStyle::Never)
-        .try_init();
+    crate::logging::init(&filter, config.log.format);
 }
 
 fn serve(config: Config, mode: Mode, json: bool) -> Result<(), CliError> {
@@ -565,9 +558,34 @@ struct BackupReport {
     integrity: String,
 }
 
+/// A progress bar on standard error when it is a terminal and the output is text;
+/// none otherwise (scripts and `--json` see nothing extra).
+fn progress_bar(json: bool, total: u64, unit: &str) -> Option<ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let template =
+        format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{eta}} left)");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
 fn backup(config: &Config, dest: &Path, force: bool, json: bool) -> Result<(), CliError> {
     let source = open(config)?;
-    let bytes = db::backup::copy_to(&source, dest, force)?;
+    let mut bar: Option<ProgressBar> = None;
+    let bytes = db::backup::copy_with_progress(&source, dest, force, &mut |done, total| {
+        let bar = bar.get_or_insert_with(|| {
+            progress_bar(json, total, "pages").unwrap_or_else(ProgressBar::hidden)
+        });
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let report = BackupReport {
         path: dest.display().to_string(),
         bytes,
@@ -630,11 +648,15 @@ fn erase_contact(config: &Config, erase: &ContactErase, json: bool) -> Result<()
 
 fn bulk_load(config: &Config, load: &BulkLoad, json: bool) -> Result<(), CliError> {
     let conn = open(config)?;
+    let bar = progress_bar(json, load.count, "tickets");
     let report = crate::bulk::load(&conn, &load.tenant, load.count, load.batch, |created| {
-        if !json && created.is_multiple_of(100_000) {
-            eprintln!("{created} tickets");
+        if let Some(bar) = &bar {
+            bar.set_position(created);
         }
     })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     print(json, &report, || {
         format!(
             "created {} tickets in {:.1} s ({:.0}/s)",

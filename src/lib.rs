@@ -8,7 +8,8 @@
 //!
 //! 1. **Leaves** — `error` (`ApiError` and its JSON envelope), `clock` (timestamps,
 //!    durations), `crypto` (ids, secrets, hashes, HMAC), `config` (the TOML file and
-//!    its environment overrides).
+//!    its environment overrides), `metrics` (what `/metrics` shows), `logging` (the
+//!    log's filter and its text or JSON lines).
 //! 2. **`domain`** — parsed values: request bodies turned into types with `TryFrom`,
 //!    scopes, statuses and the other closed sets (`named_enum!`), tenant action
 //!    settings, list queries and cursors, the address classifier of the SSRF guard.
@@ -47,7 +48,9 @@ pub mod domain;
 pub mod error;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod logging;
 pub mod maintenance;
+pub mod metrics;
 pub mod pagination;
 pub mod ratelimit;
 pub mod routes;

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::db::{self, Db, DbError};
 use crate::error::ApiError;
 use crate::lifecycle;
+use crate::metrics::Metrics;
 
 const TICK: Duration = Duration::from_millis(500);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -78,8 +79,8 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// Starts the thread on `db`.
-    pub fn start(db: Arc<Db>, config: &Config) -> Maintenance {
+    /// Starts the thread on `db`; scheduled backups are counted in `metrics`.
+    pub fn start(db: Arc<Db>, config: &Config, metrics: Metrics) -> Maintenance {
         let days = |n: u64| Duration::from_secs(n * 86_400);
         let settings = Settings {
             event_retention: days(config.events.retention_days),
@@ -104,7 +105,7 @@ impl Maintenance {
         let status = Arc::clone(&backups);
         let thread = std::thread::Builder::new()
             .name("threada-maintenance".into())
-            .spawn(move || run(&db, &settings, &status, &flag))
+            .spawn(move || run(&db, &settings, (&status, &metrics), &flag))
             .map_err(|e| log::warn!("cannot start the maintenance thread: {e}"))
             .ok();
         Maintenance {
@@ -139,7 +140,12 @@ impl Drop for Maintenance {
     }
 }
 
-fn run(db: &Db, settings: &Settings, backups: &Mutex<BackupStatus>, stopping: &AtomicBool) {
+fn run(
+    db: &Db,
+    settings: &Settings,
+    backups: (&Mutex<BackupStatus>, &Metrics),
+    stopping: &AtomicBool,
+) {
     let mut last_purge: Option<Instant> = None;
     let mut next_backup = settings.backups.as_ref().map(first_backup_at);
     while !stopping.load(Ordering::Acquire) {
@@ -273,7 +279,11 @@ fn backups_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Takes one scheduled backup, removes the oldest beyond `keep`, and records how it went.
-fn scheduled_backup(db: &Db, plan: &BackupPlan, status: &Mutex<BackupStatus>) {
+fn scheduled_backup(
+    db: &Db,
+    plan: &BackupPlan,
+    (status, metrics): (&Mutex<BackupStatus>, &Metrics),
+) {
     let now = Timestamp::now();
     let stamp: String = now
         .to_string()
@@ -287,6 +297,7 @@ fn scheduled_backup(db: &Db, plan: &BackupPlan, status: &Mutex<BackupStatus>) {
         db.read_blocking(|conn| Ok::<_, DbError>(db::backup::copy_to(conn, &dest, false)))
             .map_err(|e| e.to_string())?
     });
+    metrics.backup(result.as_ref().ok().map(|_| now.unix_seconds()));
     let Ok(mut status) = status.lock() else {
         return;
     };

@@ -14,6 +14,7 @@ use crate::demo::DemoHooks;
 use crate::domain::action::ActionPolicy;
 use crate::error::ApiError;
 use crate::maintenance::Maintenance;
+use crate::metrics::Metrics;
 use crate::pagination::PageTokens;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub webhooks: Dispatcher,
     /// Purges and schedules on a clock.
     pub maintenance: Maintenance,
+    /// What `/metrics` shows (empty unless `metrics.enabled`).
+    pub metrics: Metrics,
     /// SHA-256 of the admin token; `None` turns the admin API off.
     pub admin_token_hash: Option<[u8; 32]>,
     /// The demo's hook receiver, in demo mode only.
@@ -73,7 +76,8 @@ impl AppState {
         };
         // Before anything touches the database (Db::open marks interrupted actions).
         let serving = db::lock_for_serving(&config.database.path)?;
-        let db = Arc::new(Db::open(&config.database)?);
+        let metrics = Metrics::new(config.metrics.enabled);
+        let db = Arc::new(Db::open(&config.database, metrics.clone())?);
         let secret = db
             .read_blocking(|conn| db::meta::page_token_key(conn).map_err(DbError::from))
             .map_err(|e| format!("database: {e}"))?
@@ -85,7 +89,7 @@ impl AppState {
             );
         }
         let rates = &config.rate_limit;
-        let actions = Arc::new(ActionRunner::new(&config.actions));
+        let actions = Arc::new(ActionRunner::new(&config.actions, metrics.clone()));
         let action_policy = ActionPolicy {
             allow_private_networks: config.actions.allow_private_networks,
             demo_origin: (mode == Mode::Demo).then(|| format!("http://{local}")),
@@ -105,7 +109,8 @@ impl AppState {
                 rates.unauthenticated_per_minute,
                 rates.unauthenticated_burst,
             ),
-            maintenance: Maintenance::start(Arc::clone(&db), &config),
+            maintenance: Maintenance::start(Arc::clone(&db), &config, metrics.clone()),
+            metrics,
             actions,
             action_policy,
             webhooks,

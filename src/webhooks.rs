@@ -183,10 +183,12 @@ impl Dispatcher {
         let thread = std::thread::Builder::new()
             .name("threada-webhooks".into())
             .spawn(move || {
+                let mut turn = 0usize;
                 while !flag.load(Ordering::Acquire) {
-                    if let Err(e) = round(&parts) {
+                    if let Err(e) = round(&parts, turn) {
                         log::warn!("webhook dispatch: {e}");
                     }
+                    turn = turn.wrapping_add(1);
                     std::thread::sleep(TICK);
                 }
             })
@@ -212,18 +214,23 @@ impl Drop for Dispatcher {
     }
 }
 
-/// One round: every tenant's due deliveries, as far as its share of the pool allows.
-fn round(parts: &Parts) -> Result<(), ApiError> {
-    let tenants = parts
+/// One round: every tenant's due deliveries, as far as the webhooks' part of its share
+/// of the pool allows; the tenant served first changes from round to round.
+fn round(parts: &Parts, turn: usize) -> Result<(), ApiError> {
+    let mut tenants = parts
         .db
         .read_blocking(|conn| Ok::<_, ApiError>(webhooks::tenants_with_pending(conn)?))?;
+    if !tenants.is_empty() {
+        let start = turn % tenants.len();
+        tenants.rotate_left(start);
+    }
     for tenant_id in tenants {
         let now = Timestamp::now();
         let due = parts.db.read_blocking(|conn| {
             Ok::<_, ApiError>(webhooks::due(conn, &tenant_id, now, BATCH)?)
         })?;
         for delivery in due {
-            let Ok(permit) = parts.runner.try_reserve(&tenant_id) else {
+            let Ok(permit) = parts.runner.try_reserve_webhook(&tenant_id) else {
                 break; // the tenant's share (or the pool) is full: next round
             };
             let until = now.plus(parts.lease);
@@ -236,9 +243,9 @@ fn round(parts: &Parts) -> Result<(), ApiError> {
                 continue;
             }
             let (db, runner) = (Arc::clone(&parts.db), Arc::clone(&parts.runner));
-            let (policy, config) = (parts.policy.clone(), parts.config.clone());
+            let (policy, config, lease) = (parts.policy.clone(), parts.config.clone(), parts.lease);
             parts.runner.submit(permit, move || {
-                if let Err(e) = deliver(&db, &runner, &policy, &config, &delivery) {
+                if let Err(e) = deliver(&db, &runner, &policy, (&config, lease), &delivery) {
                     log::warn!("webhook delivery {}: {e}", delivery.delivery_id);
                 }
             });
@@ -252,9 +259,20 @@ fn deliver(
     db: &Db,
     runner: &ActionRunner,
     policy: &ActionPolicy,
-    config: &WebhooksConfig,
+    (config, lease): (&WebhooksConfig, Duration),
     due: &Due,
 ) -> Result<(), ApiError> {
+    // It may have waited for a thread past its first lease: take it again, or leave
+    // it to whoever took it meanwhile.
+    let renewed = {
+        let (due, until) = (due.clone(), Timestamp::now().plus(lease));
+        db.writer().run_blocking(move |conn| {
+            Ok::<_, ApiError>(webhooks::renew_lease(conn, &due, until)?)
+        })?
+    };
+    if !renewed {
+        return Ok(());
+    }
     let started = Timestamp::now();
     let (event, settings) = db.read_blocking(|conn| {
         let event = events::get(conn, &due.tenant_id, due.event_seq)?;
@@ -305,6 +323,9 @@ fn deliver(
             false,
         ),
     };
+    runner
+        .metrics()
+        .webhook_attempt(if succeeded { "delivered" } else { "failed" });
     let expired = outcome.error_code.as_deref() == Some("event_expired");
     let config = config.clone();
     let due = due.clone();
@@ -313,13 +334,15 @@ fn deliver(
         let window = Duration::from_secs(config.retry_for_hours * 3600);
         let (status, next) = if succeeded {
             (DeliveryStatus::Delivered, None)
-        } else if expired || now.micros() >= due.created_at.plus(window).micros() {
+        } else if expired || now.micros() >= due.retry_from.plus(window).micros() {
             (DeliveryStatus::Failed, None)
         } else {
             let wait = backoff(&config, due.attempts + 1);
             (DeliveryStatus::Pending, Some(now.plus(wait)))
         };
-        webhooks::record(conn, &due, &outcome, status, next, now)?;
+        if !webhooks::record(conn, &due, &outcome, status, next, now)? {
+            return Ok(());
+        }
         count_failure(conn, &due, succeeded, &config, now)
     })
 }

@@ -8,7 +8,9 @@
 //! (`actions.per_tenant`). Waiting calls are queued per tenant and the threads take
 //! them round robin, and one tenant runs at most three quarters of the threads at
 //! once, so another tenant's call starts at once even while one tenant's slow hooks
-//! fill its share.
+//! fill its share. Webhook deliveries go through the same pool but may hold only half
+//! of a tenant's share and half of the pool, so that a backlog of retries never takes
+//! the places a tenant's (or another tenant's) actions need.
 
 pub mod client;
 pub mod guard;
@@ -18,6 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::config::ActionsConfig;
+use crate::metrics::Metrics;
 pub use client::{CallContext, Outbound};
 
 type Task = Box<dyn FnOnce() + Send>;
@@ -36,17 +39,28 @@ pub enum Refused {
 pub struct Permit {
     pool: Arc<Pool>,
     tenant_id: String,
+    /// A webhook delivery's place (counted against the webhooks' limits too).
+    webhook: bool,
+}
+
+/// Takes one from a per-tenant count, forgetting tenants at zero.
+fn release(counts: &mut HashMap<String, usize>, tenant_id: &str) {
+    if let Some(held) = counts.get_mut(tenant_id) {
+        *held -= 1;
+        if *held == 0 {
+            counts.remove(tenant_id);
+        }
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut state = self.pool.lock();
         state.total -= 1;
-        if let Some(held) = state.held.get_mut(&self.tenant_id) {
-            *held -= 1;
-            if *held == 0 {
-                state.held.remove(&self.tenant_id);
-            }
+        release(&mut state.held, &self.tenant_id);
+        if self.webhook {
+            state.webhooks_total -= 1;
+            release(&mut state.webhooks_held, &self.tenant_id);
         }
     }
 }
@@ -93,6 +107,9 @@ struct State {
     /// Places held (reserved, queued or running), per tenant, and in all.
     held: HashMap<String, usize>,
     total: usize,
+    /// Of those, webhook deliveries' places, per tenant and in all.
+    webhooks_held: HashMap<String, usize>,
+    webhooks_total: usize,
     stopping: bool,
 }
 
@@ -140,11 +157,12 @@ pub struct ActionRunner {
     pool: Arc<Pool>,
     limits: Limits,
     outbound: Outbound,
+    metrics: Metrics,
 }
 
 impl ActionRunner {
-    /// Starts `config.threads` threads.
-    pub fn new(config: &ActionsConfig) -> ActionRunner {
+    /// Starts `config.threads` threads; completed actions are counted in `metrics`.
+    pub fn new(config: &ActionsConfig, metrics: Metrics) -> ActionRunner {
         let pool = Arc::new(Pool::default());
         let limits = Limits::from(config);
         for index in 0..config.threads {
@@ -160,25 +178,62 @@ impl ActionRunner {
             pool,
             limits,
             outbound: Outbound::new(config),
+            metrics,
         }
     }
 
     /// A place in the pool for one of `tenant_id`'s calls.
     pub fn try_reserve(&self, tenant_id: &str) -> Result<Permit, Refused> {
+        self.reserve(tenant_id, false)
+    }
+
+    /// A place for one of `tenant_id`'s webhook deliveries: within the tenant's share
+    /// like an action's, and within half of that share and half of the pool.
+    pub fn try_reserve_webhook(&self, tenant_id: &str) -> Result<Permit, Refused> {
+        self.reserve(tenant_id, true)
+    }
+
+    fn reserve(&self, tenant_id: &str, webhook: bool) -> Result<Permit, Refused> {
         let mut state = self.pool.lock();
-        if state.total >= self.limits.capacity {
+        if state.total >= self.limits.capacity
+            || (webhook && state.webhooks_total >= (self.limits.capacity / 2).max(1))
+        {
             return Err(Refused::PoolFull);
         }
-        let held = state.held.entry(tenant_id.to_string()).or_insert(0);
-        if *held >= self.limits.per_tenant {
-            return Err(Refused::TenantShare(*held));
+        let held = state.held.get(tenant_id).copied().unwrap_or(0);
+        if held >= self.limits.per_tenant {
+            return Err(Refused::TenantShare(held));
         }
-        *held += 1;
+        if webhook {
+            let hooks = state.webhooks_held.get(tenant_id).copied().unwrap_or(0);
+            if hooks >= (self.limits.per_tenant / 2).max(1) {
+                return Err(Refused::TenantShare(held));
+            }
+            *state
+                .webhooks_held
+                .entry(tenant_id.to_string())
+                .or_insert(0) += 1;
+            state.webhooks_total += 1;
+        }
+        *state.held.entry(tenant_id.to_string()).or_insert(0) += 1;
         state.total += 1;
         Ok(Permit {
             pool: Arc::clone(&self.pool),
             tenant_id: tenant_id.to_string(),
+            webhook,
         })
+    }
+
+    /// Calls running and calls waiting for a thread, in all.
+    pub fn load(&self) -> (usize, usize) {
+        let state = self.pool.lock();
+        let running: usize = state.running.values().sum();
+        (running, state.total.saturating_sub(running))
+    }
+
+    /// Where completed actions and webhook attempts are counted.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Runs `task` on the pool in its tenant's turn; the permit is released when it
@@ -253,7 +308,7 @@ mod tests {
             per_tenant,
             ..ActionsConfig::default()
         };
-        ActionRunner::new(&config)
+        ActionRunner::new(&config, Metrics::default())
     }
 
     #[test]
@@ -266,6 +321,31 @@ mod tests {
         drop(held);
         assert!(pool.try_reserve("a").is_ok());
         drop(other);
+    }
+
+    #[test]
+    fn webhooks_leave_room_for_the_tenants_actions_and_for_other_tenants() {
+        let pool = runner(4, 12, 0);
+        assert_eq!(pool.per_tenant(), 4);
+        let mut held = Vec::new();
+        for tenant in ["a", "b", "c", "d"] {
+            held.push(pool.try_reserve_webhook(tenant).unwrap());
+            held.push(pool.try_reserve_webhook(tenant).unwrap());
+            assert!(pool.try_reserve_webhook(tenant).is_err(), "half the share");
+        }
+        // Half the pool is webhooks now: no more of them, but actions still run.
+        assert_eq!(
+            pool.try_reserve_webhook("e").unwrap_err(),
+            Refused::PoolFull
+        );
+        held.push(pool.try_reserve("e").unwrap());
+        held.push(pool.try_reserve("a").unwrap());
+        held.push(pool.try_reserve("a").unwrap());
+        assert_eq!(pool.try_reserve("a").unwrap_err(), Refused::TenantShare(4));
+        assert_eq!(pool.load(), (0, 11));
+        drop(held);
+        assert_eq!(pool.load(), (0, 0));
+        assert!(pool.try_reserve_webhook("e").is_ok());
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub async fn complete(
     let (reply, answer) = oneshot::channel();
     let writer = Arc::clone(writer);
     let outbound = runner.outbound().clone();
+    let metrics = runner.metrics().clone();
     runner.submit(permit, move || {
         let result = outbound.call(
             &request,
@@ -153,6 +154,7 @@ pub async fn complete(
         } else {
             ActionStatus::Failed
         };
+        metrics.action(done.status.as_str());
         done.result = Some(result);
         done.completed_at = Some(Timestamp::now());
         let recorded = writer.run_blocking(move |conn| {

@@ -1,10 +1,11 @@
 //! Online backup through SQLite's backup API.
 //!
-//! The copy is taken in one step, inside one read transaction, so it is a consistent
-//! snapshot that holds every write committed before it started, while the server
-//! keeps writing (WAL readers never block the writer). It is written to a temporary
-//! file beside the destination, checked with `PRAGMA integrity_check`, fsynced, and
-//! only then renamed into place.
+//! The copy is taken inside one read transaction held on the source for its whole
+//! length, so it is a consistent snapshot that holds every write committed before it
+//! started, while the server keeps writing (WAL readers never block the writer); it is
+//! copied a few pages at a time, so that a caller can show progress. It is written to
+//! a temporary file beside the destination, checked with `PRAGMA integrity_check`,
+//! fsynced, and only then renamed into place.
 
 use std::fs::File;
 use std::path::Path;
@@ -13,8 +14,21 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
+/// Pages copied per step (4 MiB with 4 KiB pages).
+const PAGES_PER_STEP: i32 = 1024;
+
 /// Copies the database behind `source` to `dest`; returns the copy's size in bytes.
 pub fn copy_to(source: &Connection, dest: &Path, force: bool) -> Result<u64, String> {
+    copy_with_progress(source, dest, force, &mut |_, _| {})
+}
+
+/// `copy_to`, telling `progress` (pages copied, pages in all) after each step.
+pub fn copy_with_progress(
+    source: &Connection,
+    dest: &Path,
+    force: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, String> {
     if dest.is_dir() {
         return Err(format!("{} is a directory", dest.display()));
     }
@@ -41,7 +55,7 @@ pub fn copy_to(source: &Connection, dest: &Path, force: bool) -> Result<u64, Str
     // removed, by the next run.
     let temp = dir.join(format!(".{name}.partial"));
     let guard = lock_partial(&temp)?;
-    let result = write_copy(source, &temp).and_then(|()| {
+    let result = write_copy(source, &temp, progress).and_then(|()| {
         std::fs::rename(&temp, dest)
             .map_err(|e| format!("cannot move the copy to {}: {e}", dest.display()))?;
         // Make the rename itself durable.
@@ -72,18 +86,23 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
 }
 
-/// Creates (owner-only, empty) and locks the temporary file of a backup.
+/// Creates (owner-only) and locks the temporary file of a backup, then empties it: a
+/// file another backup is writing is refused before it is touched.
 fn lock_partial(temp: &Path) -> Result<File, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .mode(0o600)
         .open(temp)
         .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => {
+            file.set_len(0)
+                .map_err(|e| format!("cannot empty {}: {e}", temp.display()))?;
+            Ok(file)
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
             "another backup is writing {} right now",
             temp.display()
@@ -116,26 +135,23 @@ fn remove_stale_partials(dir: &Path, name: &str) {
     }
 }
 
-fn write_copy(source: &Connection, temp: &Path) -> Result<(), String> {
+fn write_copy(
+    source: &Connection,
+    temp: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), String> {
     let describe = |e: rusqlite::Error| format!("backup failed: {e}");
     // `lock_partial` created it owner-only: the copy holds every secret the database holds.
     let mut target =
         Connection::open(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
-    {
-        let backup = Backup::new(source, &mut target).map_err(describe)?;
-        let mut attempts = 0;
-        loop {
-            match backup.step(-1).map_err(describe)? {
-                StepResult::Done => break,
-                StepResult::More => continue,
-                StepResult::Busy | StepResult::Locked if attempts < 100 => {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                _ => return Err("backup failed: the database stayed locked".into()),
-            }
-        }
-    }
+    // One read transaction for the whole copy: every step reads the same snapshot, and
+    // the server's commits meanwhile neither show up in the copy nor restart it.
+    source
+        .execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_schema;")
+        .map_err(describe)?;
+    let copied = copy_pages(source, &mut target, progress);
+    let _ = source.execute_batch("ROLLBACK");
+    copied?;
     // A self-contained single file: no -wal beside the copy.
     let _: String = target
         .pragma_update_and_check(None, "journal_mode", "DELETE", |row| row.get(0))
@@ -150,4 +166,33 @@ fn write_copy(source: &Connection, temp: &Path) -> Result<(), String> {
     File::open(temp)
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("cannot sync {}: {e}", temp.display()))
+}
+
+/// Steps the backup API through every page of `source` into `target`.
+fn copy_pages(
+    source: &Connection,
+    target: &mut Connection,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), String> {
+    let describe = |e: rusqlite::Error| format!("backup failed: {e}");
+    let backup = Backup::new(source, target).map_err(describe)?;
+    let mut attempts = 0;
+    loop {
+        let step = backup.step(PAGES_PER_STEP).map_err(describe)?;
+        let done = backup.progress();
+        let total = u64::try_from(done.pagecount).unwrap_or(0);
+        progress(
+            total.saturating_sub(u64::try_from(done.remaining).unwrap_or(0)),
+            total,
+        );
+        match step {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked if attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => return Err("backup failed: the database stayed locked".into()),
+        }
+    }
 }

@@ -30,6 +30,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::config::{DatabaseConfig, Synchronous};
 use crate::error::{ApiError, ErrorKind};
+use crate::metrics::Metrics;
 pub use writer::{JobError, Writer};
 
 /// `schema.sql`: the steps that build the schema, each starting with `-- @step N:`.
@@ -174,8 +175,9 @@ pub struct Db {
 
 impl Db {
     /// Opens (creating if needed) and migrates the database, marks actions a crash
-    /// left running as interrupted, then starts the pool and the writer thread.
-    pub fn open(config: &DatabaseConfig) -> Result<Db, String> {
+    /// left running as interrupted, then starts the pool and the writer thread (which
+    /// records in `metrics`).
+    pub fn open(config: &DatabaseConfig, metrics: Metrics) -> Result<Db, String> {
         let conn = open_connection(config)?;
         let interrupted = in_transaction(&conn, |tx| {
             actions::interrupt_running(tx, crate::clock::Timestamp::now())
@@ -205,7 +207,7 @@ impl Db {
             .connection_timeout(Duration::from_millis(config.busy_timeout_ms.max(1000)))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", config.path.display()))?;
-        let writer = Arc::new(Writer::start(conn));
+        let writer = Arc::new(Writer::start(conn, metrics, config.wal_autocheckpoint == 0));
         Ok(Db { pool, writer })
     }
 

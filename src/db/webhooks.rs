@@ -342,7 +342,8 @@ pub struct Due {
     pub url: String,
     pub event_seq: i64,
     pub attempts: i64,
-    pub created_at: Timestamp,
+    /// Retries end `webhooks.retry_for_hours` after this: the event, or the replay.
+    pub retry_from: Timestamp,
 }
 
 /// Up to `limit` of the tenant's pending deliveries due at `now`, for active
@@ -354,7 +355,8 @@ pub fn due(
     limit: u32,
 ) -> Result<Vec<Due>, DbError> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT d.delivery_id, d.subscription_id, s.url, d.event_seq, d.attempts, d.created_at
+        "SELECT d.delivery_id, d.subscription_id, s.url, d.event_seq, d.attempts,
+                coalesce(d.retry_from, d.created_at)
          FROM webhook_deliveries d
          JOIN webhook_subscriptions s
            ON s.tenant_id = d.tenant_id AND s.subscription_id = d.subscription_id
@@ -371,7 +373,7 @@ pub fn due(
                 url: row.get(2)?,
                 event_seq: row.get(3)?,
                 attempts: row.get(4)?,
-                created_at: row.get(5)?,
+                retry_from: row.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -438,6 +440,19 @@ pub fn lease(
     Ok(changed == 1)
 }
 
+/// Renews the lease of a delivery about to be sent (it may have waited for a thread):
+/// false when it is no longer pending with `attempts` attempts (another sender, a
+/// replay that was sent, a delete), and then it must not be sent.
+pub fn renew_lease(conn: &Connection, due: &Due, until: Timestamp) -> Result<bool, DbError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET next_attempt_at = ?4
+             WHERE tenant_id = ?1 AND delivery_id = ?2 AND status = 'pending' AND attempts = ?3",
+        )?
+        .execute(params![due.tenant_id, due.delivery_id, due.attempts, until])?;
+    Ok(changed == 1)
+}
+
 /// What one attempt gave.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -449,7 +464,8 @@ pub struct Outcome {
 }
 
 /// Records an attempt and what follows from it: `next` is `None` for delivered or
-/// failed for good, else when to try again.
+/// failed for good, else when to try again. Only the sender of attempt
+/// `due.attempts + 1` of a still-pending delivery records it; false otherwise.
 pub fn record(
     conn: &Connection,
     due: &Due,
@@ -457,10 +473,29 @@ pub fn record(
     status: DeliveryStatus,
     next: Option<Timestamp>,
     now: Timestamp,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     let attempt = due.attempts + 1;
+    let completed = (status != DeliveryStatus::Pending).then_some(now);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5,
+                                           completed_at = ?6
+             WHERE tenant_id = ?1 AND delivery_id = ?2 AND status = 'pending' AND attempts = ?7",
+        )?
+        .execute(params![
+            due.tenant_id,
+            due.delivery_id,
+            status,
+            attempt,
+            next,
+            completed,
+            due.attempts
+        ])?;
+    if changed == 0 {
+        return Ok(false);
+    }
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO webhook_attempts (tenant_id, delivery_id, attempt, started_at,
+        "INSERT INTO webhook_attempts (tenant_id, delivery_id, attempt, started_at,
                                        duration_ms, http_status, error_code, error_message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
@@ -474,21 +509,7 @@ pub fn record(
         outcome.error_code,
         outcome.error_message
     ])?;
-    let completed = (status != DeliveryStatus::Pending).then_some(now);
-    conn.prepare_cached(
-        "UPDATE webhook_deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5,
-                                       completed_at = ?6
-         WHERE tenant_id = ?1 AND delivery_id = ?2",
-    )?
-    .execute(params![
-        due.tenant_id,
-        due.delivery_id,
-        status,
-        attempt,
-        next,
-        completed
-    ])?;
-    Ok(())
+    Ok(true)
 }
 
 /// Sends a delivery again: pending and due now, whatever it was.
@@ -500,7 +521,8 @@ pub fn replay(
 ) -> Result<bool, DbError> {
     let changed = conn
         .prepare_cached(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?3, completed_at = NULL
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?3,
+                                           completed_at = NULL, retry_from = ?3
              WHERE tenant_id = ?1 AND delivery_id = ?2",
         )?
         .execute(params![tenant_id, delivery_id, now])?;

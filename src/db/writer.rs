@@ -6,21 +6,108 @@
 //! fsync for the whole group. Callers hear back only after that COMMIT returned, so a
 //! reply still means "durable". While one group commits, the next one queues up, which
 //! is where the throughput comes from.
+//!
+//! With `database.wal_autocheckpoint = 0` checkpoints belong to an external replicator
+//! (Litestream), which copies the WAL, checkpoints it and then restarts it with a
+//! write of its own. Under a steady stream of writes that never works: the WAL keeps
+//! growing, and a commit slipped in between the replicator's checkpoint and its
+//! restart can leave its copy inconsistent. So once the WAL holds `YIELD_PAGES` pages
+//! the writer holds its next group back until the WAL has restarted (its header's
+//! salt changes), for at most `YIELD_WAIT`; when nothing restarts it for `YIELD_FOR`
+//! it stops waiting for `YIELD_PAUSE` and logs why.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
 use super::DbError;
+use crate::metrics::Metrics;
 
 /// Most jobs in one transaction: bounds the latency one commit adds to its first job.
 const MAX_BATCH: usize = 256;
 /// Jobs that may wait for the writer before new writes are answered 503.
 const QUEUE_CAPACITY: usize = 4096;
+/// WAL pages (16 MiB) past which the writer waits for a replicator's checkpoint;
+/// docs/litestream.yml has Litestream force its checkpoint at the same size.
+const YIELD_PAGES: i32 = 4000;
+/// The longest one wait: a replicator that checks the WAL every 500 ms comes by.
+const YIELD_WAIT: Duration = Duration::from_millis(600);
+/// How often the WAL header is looked at while waiting.
+const YIELD_POLL: Duration = Duration::from_millis(2);
+/// How long the writer keeps waiting before concluding that no one checkpoints...
+const YIELD_FOR: Duration = Duration::from_secs(3);
+/// ...and how long it then writes without waiting before trying again.
+const YIELD_PAUSE: Duration = Duration::from_secs(10);
+
+thread_local! {
+    /// Pages in the WAL after the writer thread's last commit (its WAL hook's count).
+    static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
+}
+
+fn count_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|count| count.set(pages));
+    Ok(())
+}
+
+/// The salts of a WAL file's header: they change whenever the WAL restarts.
+fn wal_salts(wal: &Path) -> Option<[u8; 8]> {
+    use std::os::unix::fs::FileExt;
+    let mut salts = [0u8; 8];
+    std::fs::File::open(wal)
+        .and_then(|file| file.read_exact_at(&mut salts, 16))
+        .ok()?;
+    Some(salts)
+}
+
+/// The writer's side of checkpoints left to a replicator.
+#[derive(Debug)]
+struct GiveWay {
+    wal: PathBuf,
+    since: Option<Instant>,
+    resume_at: Option<Instant>,
+}
+
+impl GiveWay {
+    /// After a group that left `pages` in the WAL: waits, when the WAL is large, for
+    /// the replicator to checkpoint and restart it.
+    fn after_group(&mut self, pages: i32) {
+        let now = Instant::now();
+        if pages < YIELD_PAGES {
+            self.since = None;
+            return;
+        }
+        if self.resume_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) >= YIELD_FOR {
+            log::warn!(
+                "the WAL holds {pages} pages and nothing checkpoints it \
+                 (database.wal_autocheckpoint is 0: is Litestream running, with \
+                 max-checkpoint-page-count set as in docs/litestream.yml?)"
+            );
+            self.since = None;
+            self.resume_at = Some(now + YIELD_PAUSE);
+            return;
+        }
+        let before = wal_salts(&self.wal);
+        while now.elapsed() < YIELD_WAIT {
+            std::thread::sleep(YIELD_POLL);
+            if wal_salts(&self.wal) != before {
+                WAL_PAGES.with(|count| count.set(0));
+                self.since = None;
+                return;
+            }
+        }
+    }
+}
 
 /// Why a whole group failed; every job of the group hears it.
 #[derive(Debug, Clone, Copy)]
@@ -132,20 +219,33 @@ where
 pub struct Writer {
     sender: Option<SyncSender<Box<dyn Work>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    metrics: Metrics,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, which must be configured and migrated.
-    pub fn start(conn: Connection) -> Writer {
+    /// Starts the writer thread on `conn`, which must be configured and migrated;
+    /// it records its queue and commits in `metrics`. With `give_way`, checkpoints
+    /// are a replicator's and the writer gives way to them (see the module's doc).
+    pub fn start(conn: Connection, metrics: Metrics, give_way: bool) -> Writer {
         let (sender, receiver) = sync_channel::<Box<dyn Work>>(QUEUE_CAPACITY);
+        let recorder = metrics.clone();
+        let way = give_way.then(|| {
+            conn.wal_hook(Some(count_wal_pages));
+            GiveWay {
+                wal: PathBuf::from(format!("{}-wal", conn.path().unwrap_or_default())),
+                since: None,
+                resume_at: None,
+            }
+        });
         let thread = std::thread::Builder::new()
             .name("threada-writer".into())
-            .spawn(move || run_groups(&conn, &receiver))
+            .spawn(move || run_groups(&conn, &receiver, &recorder, way))
             .map_err(|e| log::error!("cannot start the writer thread: {e}"))
             .ok();
         Writer {
             sender: Some(sender),
             thread: Mutex::new(thread),
+            metrics,
         }
     }
 
@@ -199,7 +299,10 @@ impl Writer {
         });
         let sender = self.sender.as_ref().ok_or(DbError::Closed)?;
         match sender.try_send(job) {
-            Ok(()) => Ok(receiver),
+            Ok(()) => {
+                self.metrics.writer_queue(1);
+                Ok(receiver)
+            }
             Err(TrySendError::Full(_)) => Err(DbError::Overloaded),
             Err(TrySendError::Disconnected(_)) => Err(DbError::Closed),
         }
@@ -219,7 +322,12 @@ impl Drop for Writer {
     }
 }
 
-fn run_groups(conn: &Connection, receiver: &Receiver<Box<dyn Work>>) {
+fn run_groups(
+    conn: &Connection,
+    receiver: &Receiver<Box<dyn Work>>,
+    metrics: &Metrics,
+    mut way: Option<GiveWay>,
+) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = receiver.recv() {
         group.push(first);
@@ -229,12 +337,19 @@ fn run_groups(conn: &Connection, receiver: &Receiver<Box<dyn Work>>) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        metrics.writer_queue(-(group.len() as i64));
         let outcome = commit_group(conn, &mut group);
         if outcome.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        metrics.commit(group.len(), started.elapsed().as_secs_f64());
         for job in group.drain(..) {
             job.finish(outcome);
+        }
+        // After the replies: a wait delays the next group, not this one.
+        if let Some(way) = &mut way {
+            way.after_group(WAL_PAGES.with(Cell::get));
         }
     }
 }

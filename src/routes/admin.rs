@@ -119,6 +119,12 @@ impl FromRequest for Admin {
     }
 }
 
+/// The admin token check of every admin route, for routes outside `/api/v1/admin`
+/// (`/metrics`): throttling first, then `Authorization: Bearer <admin token>`.
+pub fn require_admin(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    not_throttled(state, req).and_then(|()| authorize(state, req))
+}
+
 /// While an address is throttled for failed authentications, its admin requests are
 /// refused without looking at the token, so that guessing it gains nothing.
 pub fn not_throttled(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {

@@ -109,17 +109,32 @@ pub async fn request_context(
             headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
         }
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(state) = &state
+        && state.metrics.enabled()
+    {
+        let request = response.request();
+        let route = request.match_pattern();
+        state.metrics.request(
+            request.method().as_str(),
+            route.as_deref().unwrap_or("unmatched"),
+            response.status().as_u16(),
+            elapsed,
+        );
+    }
     if log::log_enabled!(target: "threada::access", log::Level::Info) {
         let request = response.request();
-        log::info!(
-            target: "threada::access",
-            "{} {} {} {:.1}ms request_id={} key_id={}",
-            request.method(),
+        let (method, path, status) = (
+            request.method().as_str(),
             request.path(),
             response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
-            request_id,
-            caller.as_ref().map_or("-", |c| c.key_id.as_str()),
+        );
+        let duration_ms = (elapsed * 10_000.0).round() / 10.0;
+        let key_id = caller.as_ref().map_or("-", |c| c.key_id.as_str());
+        log::info!(
+            target: "threada::access",
+            method, path, status, duration_ms, request_id = request_id.as_str(), key_id;
+            "{method} {path} {status} {duration_ms:.1}ms"
         );
     }
     Ok(response)

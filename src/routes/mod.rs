@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod tickets;
@@ -94,7 +95,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             api("/api/v1/public/tickets/{ticket_id}/actions/{action_id}")
                 .route(get().to(actions::get)),
         )
-        .service(admin::scope());
+        .service(admin::scope())
+        .service(resource("/metrics", "GET").route(get().to(metrics::metrics)));
 }
 
 /// A route for `GET` and `HEAD` alike (HTTP sends a `HEAD` answer without its body).

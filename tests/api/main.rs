@@ -11,6 +11,7 @@ mod console;
 mod errors;
 mod feed;
 mod lifecycle;
+mod observe;
 mod openapi;
 mod operator;
 mod privilege;

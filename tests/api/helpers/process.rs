@@ -48,7 +48,9 @@ impl ServerProcess {
             if let Some(port) = log
                 .lines()
                 .find_map(|l| l.split("listening on http://").nth(1))
-                .and_then(|rest| rest.rsplit(':').next())
+                // The address ends the text (or, in a JSON line, the string).
+                .and_then(|rest| rest.split(['"', ' ']).next())
+                .and_then(|address| address.rsplit(':').next())
                 .and_then(|p| p.trim().parse::<u16>().ok())
             {
                 break port;
