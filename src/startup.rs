@@ -182,8 +182,9 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         let Application { server, state, .. } = self;
         let result = server.await;
-        state.stop_serving();
+        let lock = state.stop_serving();
         drop(state);
+        drop(lock);
         result
     }
 }

@@ -127,16 +127,16 @@ impl AppState {
         })
     }
 
-    /// Releases the serving lock once the server has stopped: worker threads may hold
-    /// the state a little longer, but another server may start on the database now.
-    pub fn stop_serving(&self) {
+    /// Once the server has stopped: stops the background threads and hands over the
+    /// serving lock, for the caller to release after dropping the state (so that the
+    /// writer has finished before another server may open the database).
+    pub fn stop_serving(&self) -> Option<db::ServeLock> {
         self.webhooks.stop();
         self.maintenance.stop();
-        let lock = match self.serving.lock() {
+        match self.serving.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),
-        };
-        drop(lock);
+        }
     }
 
     /// Checks an admin token against the configured one, in constant time.

@@ -94,7 +94,8 @@ pub struct PayloadBody {
     pub url: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub headers: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "present")]
+    /// `null` is no body, like an absent field (answers show `null` there).
+    #[serde(default)]
     pub body_json: Option<String>,
 }
 
