@@ -23,7 +23,7 @@ fn wrong_method_is_a_405_with_allow() {
     assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"));
     let reply = app.send("PUT", "/api/v1/public/tickets/tkt_x", &[], None);
     reply.assert_error(405, "method_not_allowed");
-    assert_eq!(reply.header("allow"), Some("GET, HEAD, PATCH"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, PATCH, DELETE"));
     let reply = app.send("POST", "/healthz", &[], None);
     assert_eq!(reply.header("allow"), Some("GET, HEAD"));
 }

@@ -370,7 +370,10 @@ fn filters_alone_and_combined() {
     // Repeated, as generated clients send arrays (style form, explode), or both ways.
     assert_eq!(query("status=pending&status=closed"), set(&[&b, &d]));
     assert_eq!(query("channel=email&channel=sms"), set(&[&a, &c]));
-    assert_eq!(query("priority=high&priority=urgent,low"), set(&[&a, &b, &c, &d]));
+    assert_eq!(
+        query("priority=high&priority=urgent,low"),
+        set(&[&a, &b, &c, &d])
+    );
     app.list_tickets(&tenant.key, "status=open&status=bogus")
         .assert_invalid("status");
     assert_eq!(query("priority=low"), set(&[&a, &d]));
