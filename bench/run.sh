@@ -6,6 +6,7 @@
 # Usage: bench/run.sh                       (from the project root)
 #   env: TICKETS=1000000  DUR=10s  CONN=32  WRK_THREADS=2  PORT=18181
 #        CEILINGS=1 (0 skips the ceiling kit)  KIT=../shared/bench  OUT=bench/out
+#        METRICS=0 (1 serves with metrics.enabled: what recording them costs)
 #        BASELINE=d900e91 (a revision without the search index and the event outbox,
 #        built from `git archive` into BASELINE_DIR=~/.cache/threada/baseline, loaded
 #        with the same tickets and served beside ours on PORT+1: POST /tickets runs
@@ -20,6 +21,7 @@ cd "$ROOT"
 TICKETS=${TICKETS:-1000000} DUR=${DUR:-10s} CONN=${CONN:-32} WRK_THREADS=${WRK_THREADS:-2}
 PORT=${PORT:-18181} CEILINGS=${CEILINGS:-1} KIT=${KIT:-$ROOT/../shared/bench} OUT=${OUT:-$ROOT/bench/out}
 KIT_COPY=${KIT_COPY:-$HOME/.cache/threada/ceiling-kit}
+METRICS=${METRICS:-0}
 BASELINE=${BASELINE-d900e91} BASELINE_DIR=${BASELINE_DIR:-$HOME/.cache/threada/baseline}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 
@@ -60,6 +62,8 @@ synchronous = "full"
 requests_per_minute = 1000000000
 burst = 1000000000
 EOF
+  # Metrics for ours only: the baseline revision has no such section.
+  if [ "$METRICS" = 1 ] && [ "$name" = threada ]; then printf '[metrics]\nenabled = true\n' >>"$RUN_DIR/$name.toml"; fi
   local cli=("$bin" --config "$RUN_DIR/$name.toml") tenant
   tenant=$("${cli[@]}" tenant create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
   KEY=$("${cli[@]}" key create --tenant "$tenant" --name bench --scopes support.read,support.write,support.actions --json \
@@ -170,7 +174,7 @@ fi
 
 echo
 echo "threada $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%FT%TZ)"
-echo "wrk -t$WRK_THREADS -c$CONN -d$DUR on loopback (shares the cores with the server); synchronous=full;"
+echo "wrk -t$WRK_THREADS -c$CONN -d$DUR on loopback (shares the cores with the server); synchronous=full; metrics.enabled=$([ "$METRICS" = 1 ] && echo true || echo false);"
 echo "$TICKETS tickets loaded, $TOTAL at the end; run directory $RUN_DIR"
 python3 - "$RESULTS" "$CEIL" "$BASELINE" <<'PY'
 import re, sys

@@ -81,11 +81,15 @@ for (const [name, parameter] of Object.entries(doc.components.parameters ?? {}))
     check(validate, value, `#/components/parameters/${name}/schema/examples/${i}`);
   }
 }
-for (const [route, item] of Object.entries(doc.paths)) {
-  parameters(["paths", route, "parameters"], item.parameters);
+const operations = [
+  ...Object.entries(doc.paths).map(([route, item]) => ["paths", route, item]),
+  ...Object.entries(doc.webhooks ?? {}).map(([name, item]) => ["webhooks", name, item]),
+];
+for (const [section, route, item] of operations) {
+  parameters([section, route, "parameters"], item.parameters);
   for (const [method, operation] of Object.entries(item)) {
     if (method === "parameters") continue;
-    const base = ["paths", route, method];
+    const base = [section, route, method];
     parameters([...base, "parameters"], operation.parameters);
     if (operation.requestBody?.content) media([...base, "requestBody"], operation.requestBody.content);
     for (const [status, response] of Object.entries(operation.responses)) {

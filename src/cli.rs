@@ -678,8 +678,8 @@ fn webhook(config: &Config, command: WebhookCommand, json: bool) -> Result<(), C
     };
     let show = |s: &Subscription| {
         let types: Vec<&str> = s.event_types.iter().map(|t| t.as_str()).collect();
-        format!(
-            "{}  {}  {}  {}",
+        let mut line = format!(
+            "{}  {}  {}  {}  {} failure(s) in a row",
             s.subscription_id,
             s.status.as_str(),
             s.url,
@@ -687,8 +687,13 @@ fn webhook(config: &Config, command: WebhookCommand, json: bool) -> Result<(), C
                 "all events".to_string()
             } else {
                 types.join(",")
-            }
-        )
+            },
+            s.consecutive_failures
+        );
+        if let Some(reason) = &s.paused_reason {
+            line.push_str(&format!("  ({reason})"));
+        }
+        line
     };
     match command {
         WebhookCommand::Create {

@@ -1,6 +1,6 @@
 //! Tickets and their tags.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -370,14 +370,14 @@ fn list_query(
 ) -> (String, Vec<Value>) {
     let mut args: Vec<Value> = Vec::new();
     let mut sql = match &filter.search {
-        // The matching tickets (a document's rowid names its ticket), then each
-        // ticket's row by (tenant_id, search_key): CROSS JOIN keeps that order, which
-        // list_each takes for up to JOIN_UP_TO matches (sorted in a temporary b-tree).
+        // The matching tickets (a document's rowid names its ticket; every term must
+        // match one of the ticket's documents), then each ticket's row by (tenant_id,
+        // search_key): CROSS JOIN keeps that order, which list_each takes for up to
+        // JOIN_UP_TO matches (sorted in a temporary b-tree).
         Some(search) => {
-            args.push(Value::Text(search.to_fts()));
+            let hits = matching_sql(search, &mut args);
             format!(
-                "WITH hits AS MATERIALIZED (SELECT DISTINCT rowid >> {SEARCH_SHIFT} AS k \
-                 FROM ticket_search WHERE ticket_search MATCH ?) \
+                "WITH hits AS MATERIALIZED ({hits}) \
                  SELECT {COLUMNS} FROM hits CROSS JOIN tickets t \
                  ON t.tenant_id = ? AND t.search_key = hits.k WHERE 1"
             )
@@ -519,15 +519,36 @@ pub fn list_each(
 /// about 500 rows) rather than fetching and sorting every match.
 const JOIN_UP_TO: usize = 2_000;
 
-/// The search keys of the tickets with a document matching `search` (FTS5 reads
-/// rowids alone without scoring: about 3 ms for 100,000 matches).
+/// The SQL of the distinct search keys (`k`) of the tickets that match every term of
+/// `search` in one of their documents, its arguments pushed on `args`.
+fn matching_sql(search: &SearchQuery, args: &mut Vec<Value>) -> String {
+    let terms = search.terms_fts();
+    let sql = if terms.len() == 1 {
+        format!(
+            "SELECT DISTINCT rowid >> {SEARCH_SHIFT} AS k FROM ticket_search \
+             WHERE ticket_search MATCH ?"
+        )
+    } else {
+        // INTERSECT keeps the tickets found by every term, each once.
+        let each = format!(
+            "SELECT rowid >> {SEARCH_SHIFT} AS k FROM ticket_search WHERE ticket_search MATCH ?"
+        );
+        vec![each; terms.len()].join(" INTERSECT ")
+    };
+    args.extend(terms.into_iter().map(Value::Text));
+    sql
+}
+
+/// The search keys of the tickets matching `search` (FTS5 reads rowids alone without
+/// scoring: about 3 ms for 100,000 matches).
 fn matching_keys(conn: &Connection, search: &SearchQuery) -> Result<HashSet<i64>, DbError> {
-    let mut statement =
-        conn.prepare_cached("SELECT rowid FROM ticket_search WHERE ticket_search MATCH ?1")?;
-    let mut rows = statement.query([search.to_fts()])?;
+    let mut args = Vec::new();
+    let sql = matching_sql(search, &mut args);
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params_from_iter(args))?;
     let mut keys = HashSet::new();
     while let Some(row) = rows.next()? {
-        keys.insert(row.get::<_, i64>(0)? >> SEARCH_SHIFT);
+        keys.insert(row.get::<_, i64>(0)?);
     }
     Ok(keys)
 }
@@ -572,7 +593,8 @@ fn list_walk(
 }
 
 /// The relevance order: every matching document scored by FTS5 (bm25, lower is
-/// better), each ticket's best score kept, sorted in memory by (score, search key),
+/// better), per term each ticket's best score kept and summed over the terms, sorted
+/// in memory by (score, search key),
 /// then the tenant's tickets that pass the filters taken in that order. Grouping and
 /// sorting here rather than in SQL keeps a common term (100,000 matches) under the
 /// cost of its scoring; the cursor carries the score and the search key.
@@ -586,19 +608,42 @@ fn list_best_first(
     limit: u32,
     mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
 ) -> Result<Option<Cursor>, DbError> {
-    // FTS5 returns matches in rowid order: a ticket's documents come together.
-    let mut scored: Vec<(f64, i64)> = Vec::new();
+    // Per term, each ticket's best-scoring document (FTS5 returns matches in rowid
+    // order: a ticket's documents come together); a ticket's score is the sum over
+    // the terms, and only tickets that every term found count.
+    let terms = search.terms_fts();
+    let mut totals: HashMap<i64, (f64, usize)> = HashMap::new();
     let mut matches =
         conn.prepare_cached("SELECT rowid, rank FROM ticket_search WHERE ticket_search MATCH ?1")?;
-    let mut rows = matches.query([search.to_fts()])?;
-    while let Some(row) = rows.next()? {
-        let (rowid, score): (i64, f64) = (row.get(0)?, row.get(1)?);
-        let key = rowid >> SEARCH_SHIFT;
-        match scored.last_mut() {
-            Some((best, last)) if *last == key => *best = best.min(score),
-            _ => scored.push((score, key)),
+    for term in &terms {
+        let mut rows = matches.query([term])?;
+        let mut current: Option<(i64, f64)> = None;
+        let mut add = |(key, best): (i64, f64)| {
+            let total = totals.entry(key).or_insert((0.0, 0));
+            total.0 += best;
+            total.1 += 1;
+        };
+        while let Some(row) = rows.next()? {
+            let (rowid, score): (i64, f64) = (row.get(0)?, row.get(1)?);
+            let key = rowid >> SEARCH_SHIFT;
+            current = match current {
+                Some((last, best)) if last == key => Some((key, best.min(score))),
+                Some(done) => {
+                    add(done);
+                    Some((key, score))
+                }
+                None => Some((key, score)),
+            };
+        }
+        if let Some(done) = current {
+            add(done);
         }
     }
+    let mut scored: Vec<(f64, i64)> = totals
+        .into_iter()
+        .filter(|(_, (_, found_by))| *found_by == terms.len())
+        .map(|(key, (score, _))| (score, key))
+        .collect();
     let order = |a: &(f64, i64), b: &(f64, i64)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     if let Some(cursor) = after {
         let from = (

@@ -98,6 +98,21 @@ impl SearchQuery {
         fts
     }
 
+    /// Each term as an FTS5 MATCH expression of its own: a ticket matches when every
+    /// term matches one of its documents (its subject or any message), not
+    /// necessarily the same one.
+    pub fn terms_fts(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .map(|term| {
+                SearchQuery {
+                    terms: vec![term.clone()],
+                }
+                .to_fts()
+            })
+            .collect()
+    }
+
     /// The query in a canonical form, for page token bindings.
     pub fn binding(&self) -> String {
         self.to_fts()

@@ -352,6 +352,15 @@ fn slow_actions(
         .collect()
 }
 
+/// Waits (at most 20 s) until `done`.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn sigint_drains_in_flight_requests_like_sigterm() {
     let stub = Stub::start();
@@ -359,9 +368,7 @@ fn sigint_drains_in_flight_requests_like_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, key, ticket, _) = server_with_hooks(&stub, dir.path());
     let in_flight = slow_actions(&server, &key, &ticket, 3);
-    while stub.received().len() < 3 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("3 hooks called", || stub.received().len() >= 3);
     server.signal("INT");
     for handle in in_flight {
         let reply = handle.join().unwrap();
@@ -383,9 +390,7 @@ fn a_second_sigint_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, key, ticket, _) = server_with_hooks(&stub, dir.path());
     let _in_flight = slow_actions(&server, &key, &ticket, 1);
-    while stub.received().is_empty() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("a hook called", || !stub.received().is_empty());
     server.signal("INT");
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
@@ -402,11 +407,9 @@ fn a_second_server_on_the_same_database_is_refused_and_the_cli_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let (server, key, ticket, path) = server_with_hooks(&stub, dir.path());
     let running = slow_actions(&server, &key, &ticket, 1);
-    while stub.received().is_empty() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("a hook called", || !stub.received().is_empty());
     let cli = Cli::new(path.clone());
-    let second = cli.run(&["serve"]);
+    let second = cli.run_within(&["serve"], Duration::from_secs(20));
     assert_ne!(second.code, 0);
     let errors: Vec<&str> = second
         .stderr

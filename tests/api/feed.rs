@@ -90,6 +90,19 @@ fn search_finds_subjects_and_messages_by_word_prefix_and_phrase() {
         found(&app, &tenant, &q("cracked lid")),
         vec!["Delivery address"]
     );
+    // The words of a query may be in different texts of one ticket: its subject and
+    // one message, or two messages; best first and in a column order alike.
+    for order in ["", "&sort=-created_at"] {
+        assert_eq!(
+            found(&app, &tenant, &format!("{}{order}", q("delivery lid"))),
+            vec!["Delivery address"]
+        );
+        assert_eq!(
+            found(&app, &tenant, &format!("{}{order}", q("office parcel"))),
+            vec!["Delivery address"]
+        );
+        assert!(found(&app, &tenant, &format!("{}{order}", q("blender lid"))).is_empty());
+    }
     // Filters apply to search results; another tenant finds nothing of these.
     app.update_ticket(&tenant.key, &later, &json!({"status": "pending"}));
     assert_eq!(
