@@ -150,7 +150,8 @@ CREATE INDEX idempotency_keys_by_action ON idempotency_keys (tenant_id, action_i
 ALTER TABLE tenants ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;
 
 -- @step 3: full-text search, the event feed (an outbox written with each change), and
--- event webhooks with their deliveries and attempts.
+-- event webhooks with their deliveries and attempts. (Revised before its first
+-- release: plain contentless index, messages.search_n, events a rowid table.)
 --
 -- Search: one FTS5 document per ticket subject and per message, contentless (only the
 -- index is kept; the text stays in tickets and messages). A document's rowid is the
@@ -187,6 +188,8 @@ INSERT INTO ticket_search (rowid, body)
 
 -- The event feed: per tenant, seq is assigned inside the writing transaction (max + 1),
 -- so that seq order is commit order, even across processes.
+-- A rowid table (rows hold a ticket's JSON: too large for a WITHOUT ROWID b-tree);
+-- event ids are random past their time and never looked up.
 CREATE TABLE events (
     tenant_id  TEXT NOT NULL,
     seq        INTEGER NOT NULL,
@@ -195,9 +198,8 @@ CREATE TABLE events (
     ticket_id  TEXT,
     data       TEXT NOT NULL,                    -- JSON; '{}' once erased
     created_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, seq)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX events_by_id ON events (tenant_id, event_id);
+    UNIQUE (tenant_id, seq)
+);
 CREATE INDEX events_by_ticket ON events (tenant_id, ticket_id) WHERE ticket_id IS NOT NULL;
 -- The highest seq retention has removed, per tenant: an older page token is a 410.
 CREATE TABLE event_horizons (

@@ -15,7 +15,7 @@ generated:
   just as schema-valid.
 - `q` has a small grammar (words, "phrases", prefixes*; at least one word, at most
   20) that no regular expression understood by both the server's and Python's regex
-  dialects states: a positive `q` keeps its letters, digits and spaces, up to 20
+  dialects states: a positive `q` keeps its ASCII letters, digits and spaces, up to 20
   words, or becomes "parcel" when none is left; and `sort=relevance`, which needs a
   `q` (a rule between two parameters), gets `q=parcel` when it has none.
 - An action's absolute `url` is valid only on the tenant's own origins (a tenant
@@ -38,7 +38,7 @@ def _strict_json(text):
 
 
 def _plain_query(q):
-    words = "".join(c if c.isalnum() else " " for c in q).split()[:20]
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in q).split()[:20]
     return " ".join(words) or "parcel"
 
 

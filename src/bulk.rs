@@ -57,6 +57,11 @@ pub fn load(
     mut progress: impl FnMut(u64),
 ) -> Result<Report, ApiError> {
     crate::accounts::get_tenant(conn, tenant_id)?;
+    // Whatever database.wal_autocheckpoint says (0 under Litestream), a load of many
+    // transactions checkpoints as it goes: PASSIVE checkpoints are safe beside a
+    // replicator, and the WAL stays small.
+    conn.pragma_update(None, "wal_autocheckpoint", 1000)
+        .map_err(crate::db::DbError::from)?;
     let run = crate::crypto::new_id("run")[4..16].to_string();
     let started = Instant::now();
     let mut created = 0;

@@ -260,6 +260,24 @@ fn first_backup_at(plan: &BackupPlan) -> Instant {
     Instant::now() + plan.every.saturating_sub(age)
 }
 
+/// Whether `name` is one a scheduled backup gets: `threada-20261202T181253Z.db`.
+fn is_backup_name(name: &str) -> bool {
+    let Some(stamp) = name
+        .strip_prefix(BACKUP_PREFIX)
+        .and_then(|rest| rest.strip_suffix(BACKUP_SUFFIX))
+    else {
+        return false;
+    };
+    let bytes = stamp.as_bytes();
+    bytes.len() == 16
+        && bytes[8] == b'T'
+        && bytes[15] == b'Z'
+        && bytes[..8]
+            .iter()
+            .chain(&bytes[9..15])
+            .all(u8::is_ascii_digit)
+}
+
 /// The scheduled backups in `dir`, oldest first (their names sort by time).
 fn backups_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -271,7 +289,7 @@ fn backups_in(dir: &Path) -> Vec<PathBuf> {
         .filter(|path| {
             path.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(BACKUP_PREFIX) && n.ends_with(BACKUP_SUFFIX))
+                .is_some_and(is_backup_name)
         })
         .collect();
     found.sort();
@@ -336,4 +354,24 @@ pub fn purge_expired(conn: &Connection, now: Timestamp) -> Result<usize, DbError
         purged += db::keys::purge_expired_secrets(conn, &tenant_id, now)?;
     }
     Ok(purged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_scheduled_backups_are_pruned() {
+        assert!(is_backup_name("threada-20261202T181253Z.db"));
+        for other in [
+            "threada.db",
+            "threada-1.db",
+            "threada-20261202T181253Z.db-wal",
+            ".threada-20261202T181253Z.db.partial",
+            "threada-2026120xT181253Z.db",
+            "mine-20261202T181253Z.db",
+        ] {
+            assert!(!is_backup_name(other), "{other}");
+        }
+    }
 }

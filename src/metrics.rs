@@ -195,9 +195,16 @@ impl Metrics {
         self.0.is_some()
     }
 
-    /// One request answered (a 429 is also counted as rate-limited).
+    /// One request answered (a 429 is also counted as rate-limited). Methods outside
+    /// HTTP's usual ones count as `OTHER`, so that no client can add label values.
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let Some(m) = &self.0 else { return };
+        const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let method = KNOWN
+            .iter()
+            .find(|k| **k == method)
+            .copied()
+            .unwrap_or("OTHER");
         m.requests
             .get_or_create(&RequestLabels {
                 method: method.to_string(),

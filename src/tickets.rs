@@ -72,6 +72,18 @@ impl OfTicket for TicketEnvelope {
     }
 }
 
+/// The `data` of a ticket's event, serialised straight into the outbox:
+/// `{"ticket"}`, `{"message"}` or `{"ticket", "changes"}`.
+#[derive(Serialize)]
+struct EventData<'a, T: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket: Option<&'a T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a Message>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<&'a serde_json::Map<String, Value>>,
+}
+
 /// `{"message": {...}}`
 #[derive(Debug, Serialize)]
 pub struct MessageEnvelope {
@@ -141,13 +153,16 @@ pub fn create_ticket(
         messages: vec![message],
         has_more_messages: false,
     };
-    let data = json!({ "ticket": &view });
     events::append(
         conn,
         tenant_id,
         EventType::TicketCreated,
         Some(&view.summary.ticket_id),
-        &data,
+        &EventData {
+            ticket: Some(&view),
+            message: None,
+            changes: None,
+        },
         now,
     )?;
     Ok(view)
@@ -215,13 +230,16 @@ pub fn add_message(
         summary.status = Status::Open;
     }
     tickets::save(conn, &row, &summary, number)?;
-    let data = json!({ "message": &message });
     events::append(
         conn,
         tenant_id,
         EventType::MessageCreated,
         Some(ticket_id),
-        &data,
+        &EventData::<()> {
+            ticket: None,
+            message: Some(&message),
+            changes: None,
+        },
         now,
     )?;
     announce_changes(conn, &row.summary, &summary, now)?;
@@ -249,13 +267,16 @@ fn announce_changes(
     if changes.is_empty() {
         return Ok(());
     }
-    let data = json!({ "ticket": after, "changes": changes });
     events::append(
         conn,
         &after.tenant_id,
         EventType::TicketUpdated,
         Some(&after.ticket_id),
-        &data,
+        &EventData {
+            ticket: Some(after),
+            message: None,
+            changes: Some(&changes),
+        },
         now,
     )?;
     Ok(())

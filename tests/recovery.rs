@@ -14,7 +14,7 @@ mod helpers;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -86,16 +86,18 @@ fn remove_live_files(db: &Path) {
 /// Acknowledged tickets, with when each was acknowledged and how long it took.
 type Acks = Arc<Mutex<Vec<(String, Instant, Duration)>>>;
 
-/// `writers` threads creating tickets until `stop` is set or the server goes away.
+/// `writers` threads creating tickets until `stop` is set or the server goes away; a
+/// refused write (any status but 201) is counted in `refused` and ends its writer.
 fn write_load(
     base: &str,
     key: &str,
     writers: usize,
-    stop: &Arc<AtomicBool>,
+    (stop, refused): (&Arc<AtomicBool>, &Arc<AtomicUsize>),
     acks: &Acks,
 ) -> Vec<std::thread::JoinHandle<()>> {
     (0..writers)
         .map(|n| {
+            let refused = refused.clone();
             let (base, key, stop, acks) = (
                 base.to_string(),
                 key.to_string(),
@@ -122,6 +124,7 @@ fn write_load(
                         return; // the server is gone
                     };
                     if reply.status() != 201 {
+                        refused.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                     let Ok(text) = reply.body_mut().read_to_string() else {
@@ -193,7 +196,8 @@ fn a_litestream_replica_restores_every_acknowledged_write() {
         replicate(&litestream, dir.path(), &db, &dir.path().join("replica-a"));
     let server = ServerProcess::start("serve", &path, dir.path(), &[]);
     let (stop, acks): (Arc<AtomicBool>, Acks) = Default::default();
-    let writers = write_load(&server.base, &key, 4, &stop, &acks);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let writers = write_load(&server.base, &key, 4, (&stop, &refused), &acks);
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::Relaxed);
     writers.into_iter().for_each(|w| w.join().unwrap());
@@ -230,6 +234,7 @@ fn a_litestream_replica_restores_every_acknowledged_write() {
         stored.len()
     );
     assert_eq!(missing, 0);
+    assert_eq!(refused.load(Ordering::Relaxed), 0, "writes were refused");
 
     // 2. kill -9 of both, under 20 s of full write load: at most a second's worth lost,
     // and the WAL stays bounded while Litestream holds its read transaction.
@@ -237,7 +242,8 @@ fn a_litestream_replica_restores_every_acknowledged_write() {
         replicate(&litestream, dir.path(), &db, &dir.path().join("replica-b"));
     let mut server = ServerProcess::start("serve", &path, dir.path(), &[]);
     let (stop, acks): (Arc<AtomicBool>, Acks) = Default::default();
-    let writers = write_load(&server.base, &key, 8, &stop, &acks);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let writers = write_load(&server.base, &key, 8, (&stop, &refused), &acks);
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     let started = Instant::now();
     let mut largest_wal = 0;
@@ -302,5 +308,14 @@ fn a_litestream_replica_restores_every_acknowledged_write() {
         missing.len() <= last_second.max(1),
         "{} missing, more than the last second's {last_second}",
         missing.len()
+    );
+    assert!(
+        lag <= Duration::from_secs(1),
+        "a ticket acknowledged {lag:?} before the kill is missing"
+    );
+    assert_eq!(
+        refused.load(Ordering::Relaxed),
+        0,
+        "writes were refused under load"
     );
 }

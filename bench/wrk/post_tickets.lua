@@ -2,7 +2,8 @@
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "common.lua")
 dofile(here .. "ticket_body.lua")
-run_id = os.getenv("THREADA_RUN") or "0"
+-- Each wrk run its own ids (scenarios repeat): a repeated external id is a 409.
+run_id = (os.getenv("THREADA_RUN") or "0") .. "-" .. os.time() .. "-" .. math.floor(os.clock() * 1e6)
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   return wrk.format("POST", "/api/v1/public/tickets", nil, ticket_body())

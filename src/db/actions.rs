@@ -121,13 +121,12 @@ pub fn complete(conn: &Connection, action: &Action) -> Result<(), DbError> {
     if updated == 0 {
         return Ok(());
     }
-    let data = serde_json::json!({ "action": action });
     super::events::append(
         conn,
         &action.tenant_id,
         EventType::ActionCompleted,
         Some(&action.ticket_id),
-        &data,
+        &ActionEnvelope { action },
         action.completed_at.unwrap_or_else(Timestamp::now),
     )?;
     Ok(())

@@ -146,11 +146,13 @@ fn write_copy(
         Connection::open(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     // One read transaction for the whole copy: every step reads the same snapshot, and
     // the server's commits meanwhile neither show up in the copy nor restart it.
-    source
+    let copied = source
         .execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_schema;")
-        .map_err(describe)?;
-    let copied = copy_pages(source, &mut target, progress);
-    let _ = source.execute_batch("ROLLBACK");
+        .map_err(describe)
+        .and_then(|()| copy_pages(source, &mut target, progress));
+    if !source.is_autocommit() {
+        let _ = source.execute_batch("ROLLBACK");
+    }
     copied?;
     // A self-contained single file: no -wal beside the copy.
     let _: String = target

@@ -44,29 +44,23 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-/// Appends an event to the tenant's feed and queues its webhook deliveries.
+/// Appends an event to the tenant's feed and queues its webhook deliveries; returns
+/// its place in the feed. `data` is written as JSON once, straight from the value.
 pub fn append(
     conn: &Connection,
     tenant_id: &str,
     event_type: EventType,
     ticket_id: Option<&str>,
-    data: &Value,
+    data: &impl Serialize,
     now: Timestamp,
-) -> Result<Event, DbError> {
+) -> Result<i64, DbError> {
     let seq: i64 = conn
         .prepare_cached(
             "SELECT max(coalesce((SELECT max(seq) FROM events WHERE tenant_id = ?1), 0),
                         coalesce((SELECT purged_seq FROM event_horizons WHERE tenant_id = ?1), 0)) + 1",
         )?
         .query_row([tenant_id], |row| row.get(0))?;
-    let event = Event {
-        event_id: crypto::id_at("evt", now),
-        event_type,
-        created_at: now,
-        ticket_id: ticket_id.map(str::to_string),
-        data: data.clone(),
-        seq,
-    };
+    let json = serde_json::to_string(data).map_err(|e| DbError::Corrupt(e.to_string()))?;
     conn.prepare_cached(
         "INSERT INTO events (tenant_id, seq, event_id, type, ticket_id, data, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -74,14 +68,14 @@ pub fn append(
     .execute(params![
         tenant_id,
         seq,
-        event.event_id,
-        event.event_type,
-        event.ticket_id,
-        data.to_string(),
+        crypto::id_at("evt", now),
+        event_type,
+        ticket_id,
+        json,
         now
     ])?;
-    webhooks::queue(conn, tenant_id, &event, now)?;
-    Ok(event)
+    webhooks::queue(conn, tenant_id, event_type, seq, now)?;
+    Ok(seq)
 }
 
 /// Up to `limit` of the tenant's events after seq `after`, oldest first, of `types`

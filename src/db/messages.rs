@@ -83,7 +83,7 @@ pub fn insert(
         now,
         number
     ])?;
-    super::search::index(conn, search_key, number, new.content)?;
+    super::search::index(search_key, number, new.content);
     Ok(message)
 }
 
@@ -119,7 +119,7 @@ pub fn unindex_of_ticket(
     let mut removed = 0;
     while let Some(row) = rows.next()? {
         let content: String = row.get(1)?;
-        removed += super::search::remove(conn, search_key, row.get(0)?, &content)?;
+        removed += super::search::remove(search_key, row.get(0)?, &content);
     }
     Ok(removed)
 }

@@ -443,7 +443,15 @@ where
 {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .map_err(DbError::from)?;
-    let value = f(&tx)?;
+    search::forget_since(0);
+    let value = match f(&tx) {
+        Ok(value) => value,
+        Err(error) => {
+            search::forget_since(0);
+            return Err(error);
+        }
+    };
+    search::flush(&tx)?;
     tx.commit().map_err(DbError::from)?;
     Ok(value)
 }

@@ -110,7 +110,7 @@ pub fn insert(
         search_key
     ])?;
     add_tags(conn, tenant_id, &summary.ticket_id, &summary.tags)?;
-    search::index(conn, search_key, 0, &summary.subject)?;
+    search::index(search_key, 0, &summary.subject);
     Ok(TicketRow {
         summary,
         contact_id: contact_id.map(str::to_string),
@@ -194,12 +194,7 @@ pub fn save(
         after_messages
     ])?;
     if summary.subject != before.summary.subject {
-        search::reindex_subject(
-            conn,
-            before.search_key,
-            &before.summary.subject,
-            &summary.subject,
-        )?;
+        search::reindex_subject(before.search_key, &before.summary.subject, &summary.subject);
     }
     let previous_tags = &before.summary.tags;
     if &summary.tags != previous_tags {
@@ -220,7 +215,7 @@ pub fn save(
 pub fn delete(conn: &Connection, row: &TicketRow) -> Result<i64, DbError> {
     let summary = &row.summary;
     remove_tags(conn, &summary.tenant_id, &summary.ticket_id, &summary.tags)?;
-    let documents = search::remove(conn, row.search_key, 0, &summary.subject)?
+    let documents = search::remove(row.search_key, 0, &summary.subject)
         + super::messages::unindex_of_ticket(
             conn,
             &summary.tenant_id,

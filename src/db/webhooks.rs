@@ -5,7 +5,6 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::DbError;
-use super::events::Event;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::domain::event::{EventType, SubscriptionStatus};
@@ -168,12 +167,13 @@ pub fn delete(conn: &Connection, tenant_id: &str, subscription_id: &str) -> Resu
     Ok(())
 }
 
-/// Queues a delivery of `event` for every subscription of the tenant that wants it
-/// (paused ones too: their deliveries wait for the resume).
+/// Queues a delivery of the event at `seq` for every subscription of the tenant that
+/// wants its type (paused ones too: their deliveries wait for the resume).
 pub fn queue(
     conn: &Connection,
     tenant_id: &str,
-    event: &Event,
+    event_type: EventType,
+    seq: i64,
     now: Timestamp,
 ) -> Result<(), DbError> {
     let mut statement = conn.prepare_cached(
@@ -186,7 +186,7 @@ pub fn queue(
         .filter_map(Result::ok)
         .filter(|(_, types)| {
             let names: Vec<String> = serde_json::from_str(types).unwrap_or_default();
-            names.is_empty() || names.iter().any(|n| n == event.event_type.as_str())
+            names.is_empty() || names.iter().any(|n| n == event_type.as_str())
         })
         .map(|(id, _)| id)
         .collect();
@@ -200,7 +200,7 @@ pub fn queue(
             tenant_id,
             crypto::id_at("dlv", now),
             subscription_id,
-            event.seq,
+            seq,
             now
         ])?;
     }

@@ -13,8 +13,11 @@
 //! growing, and a commit slipped in between the replicator's checkpoint and its
 //! restart can leave its copy inconsistent. So once the WAL holds `YIELD_PAGES` pages
 //! the writer holds its next group back until the WAL has restarted (its header's
-//! salt changes), for at most `YIELD_WAIT`; when nothing restarts it for `YIELD_FOR`
-//! it stops waiting for `YIELD_PAUSE` and logs why.
+//! salt changes), for at most `YIELD_WAIT`. When nothing restarts it for `YIELD_FOR`
+//! (no replicator runs, or a long reader holds the WAL), the writer logs why, stops
+//! waiting, and runs a PASSIVE checkpoint itself every `YIELD_PAUSE` while the WAL is
+//! large (safe beside Litestream: a checkpoint never passes its read lock), until the
+//! WAL has restarted.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,8 +46,8 @@ const YIELD_WAIT: Duration = Duration::from_millis(600);
 const YIELD_POLL: Duration = Duration::from_millis(2);
 /// How long the writer keeps waiting before concluding that no one checkpoints...
 const YIELD_FOR: Duration = Duration::from_secs(3);
-/// ...and how long it then writes without waiting before trying again.
-const YIELD_PAUSE: Duration = Duration::from_secs(10);
+/// ...and how often it then checkpoints itself while the WAL stays large.
+const YIELD_PAUSE: Duration = Duration::from_secs(1);
 
 thread_local! {
     /// Pages in the WAL after the writer thread's last commit (its WAL hook's count).
@@ -70,31 +73,42 @@ fn wal_salts(wal: &Path) -> Option<[u8; 8]> {
 #[derive(Debug)]
 struct GiveWay {
     wal: PathBuf,
+    /// Since when the writer has been waiting for a restart.
     since: Option<Instant>,
-    resume_at: Option<Instant>,
+    /// Set once waiting gave nothing: the writer's last own checkpoint.
+    fallback: Option<Instant>,
 }
 
 impl GiveWay {
     /// After a group that left `pages` in the WAL: waits, when the WAL is large, for
     /// the replicator to checkpoint and restart it.
-    fn after_group(&mut self, pages: i32) {
+    fn after_group(&mut self, conn: &Connection, pages: i32) {
         let now = Instant::now();
         if pages < YIELD_PAGES {
             self.since = None;
+            self.fallback = None;
             return;
         }
-        if self.resume_at.is_some_and(|at| now < at) {
+        if let Some(last) = self.fallback {
+            if now.duration_since(last) >= YIELD_PAUSE {
+                self.fallback = Some(now);
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    log::warn!("checkpoint: {e}");
+                }
+            }
             return;
         }
         let since = *self.since.get_or_insert(now);
         if now.duration_since(since) >= YIELD_FOR {
             log::warn!(
-                "the WAL holds {pages} pages and nothing checkpoints it \
+                "the WAL holds {pages} pages and nothing restarted it for {} s \
                  (database.wal_autocheckpoint is 0: is Litestream running, with \
-                 max-checkpoint-page-count set as in docs/litestream.yml?)"
+                 max-checkpoint-page-count set as in docs/litestream.yml?); writing on, \
+                 with checkpoints of threada's own until it restarts",
+                YIELD_FOR.as_secs()
             );
             self.since = None;
-            self.resume_at = Some(now + YIELD_PAUSE);
+            self.fallback = Some(now - YIELD_PAUSE);
             return;
         }
         let before = wal_salts(&self.wal);
@@ -234,7 +248,7 @@ impl Writer {
             GiveWay {
                 wal: PathBuf::from(format!("{}-wal", conn.path().unwrap_or_default())),
                 since: None,
-                resume_at: None,
+                fallback: None,
             }
         });
         let thread = std::thread::Builder::new()
@@ -298,13 +312,18 @@ impl Writer {
             reply: Some(reply),
         });
         let sender = self.sender.as_ref().ok_or(DbError::Closed)?;
+        // Counted before it can be taken, so that the gauge never dips below zero.
+        self.metrics.writer_queue(1);
         match sender.try_send(job) {
-            Ok(()) => {
-                self.metrics.writer_queue(1);
-                Ok(receiver)
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => {
+                self.metrics.writer_queue(-1);
+                Err(DbError::Overloaded)
             }
-            Err(TrySendError::Full(_)) => Err(DbError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => Err(DbError::Closed),
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.writer_queue(-1);
+                Err(DbError::Closed)
+            }
         }
     }
 }
@@ -349,15 +368,17 @@ fn run_groups(
         }
         // After the replies: a wait delays the next group, not this one.
         if let Some(way) = &mut way {
-            way.after_group(WAL_PAGES.with(Cell::get));
+            way.after_group(conn, WAL_PAGES.with(Cell::get));
         }
     }
 }
 
 fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), GroupFailure> {
+    super::search::forget_since(0);
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     for job in group.iter_mut() {
         conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+        let queued = super::search::mark();
         let end = job.run(conn);
         if conn.is_autocommit() {
             // A statement error (I/O, disk full) rolled back the whole transaction.
@@ -368,9 +389,19 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), Gr
         }
         if end != JobEnd::Done {
             conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+            super::search::forget_since(queued);
         }
         conn.prepare_cached("RELEASE job")?.execute([])?;
     }
+    // The group's search documents, in one go (see `search`).
+    super::search::flush(conn).map_err(|e| match e {
+        DbError::Full => GroupFailure::Full,
+        DbError::Busy => GroupFailure::Busy,
+        other => {
+            log::error!("writing the search index failed: {other}");
+            GroupFailure::Failed
+        }
+    })?;
     conn.prepare_cached("COMMIT")?.execute([])?;
     Ok(())
 }

@@ -111,6 +111,22 @@ fn search_finds_subjects_and_messages_by_word_prefix_and_phrase() {
     );
     let other = app.tenant(ALL_SCOPES);
     assert!(found(&app, &other, &q("cracked")).is_empty());
+    // A refused write leaves nothing in the index (its documents are written with
+    // its transaction's others, and forgotten when it is rolled back).
+    let mut ghost = ticket_body("Ghostly duplicate");
+    ghost["initial_message"]["external_message_id"] = json!("ext-ghost");
+    app.new_ticket(&tenant.key, &ghost);
+    ghost["subject"] = json!("Phantom duplicate");
+    app.create_ticket(&tenant.key, &ghost)
+        .assert_error(409, "conflict");
+    assert_eq!(
+        app.count("SELECT count(*) FROM ticket_search WHERE ticket_search MATCH 'phantom'"),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM ticket_search WHERE ticket_search MATCH 'ghostly'"),
+        1
+    );
     // A renamed subject is found by its new words only.
     app.update_ticket(&tenant.key, &later, &json!({"subject": "Office move"}));
     assert_eq!(found(&app, &tenant, &q("move")), vec!["Office move"]);
