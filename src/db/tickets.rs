@@ -479,7 +479,7 @@ pub fn list_each(
     sort: TicketSort,
     after: Option<&Cursor>,
     limit: u32,
-    mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
+    each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
 ) -> Result<Option<Cursor>, DbError> {
     if let Some(search) = &filter.search {
         if sort == TicketSort::Relevance {
@@ -492,10 +492,25 @@ pub fn list_each(
     }
     let (sql, args) = list_query(tenant_id, filter, sort, after, Some(limit), Way::Forward);
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut rows = statement.query(params_from_iter(args))?;
+    let rows = statement.query(params_from_iter(args))?;
+    page_of(rows, sort, limit, |_| Ok(true), each)
+}
+
+/// Hands `each` the first `limit` rows that `keep` keeps, and returns the next page's
+/// cursor when one more follows.
+fn page_of(
+    mut rows: rusqlite::Rows<'_>,
+    sort: TicketSort,
+    limit: u32,
+    keep: impl Fn(&Row<'_>) -> Result<bool, DbError>,
+    mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
+) -> Result<Option<Cursor>, DbError> {
     let mut seen = 0;
     let mut last: Option<Cursor> = None;
     while let Some(row) = rows.next()? {
+        if !keep(row)? {
+            continue;
+        }
         let summary = SummaryRow::read(row)?;
         if seen == limit {
             return Ok(last);
@@ -559,7 +574,7 @@ fn list_walk(
     after: Option<&Cursor>,
     limit: u32,
     keys: &HashSet<i64>,
-    mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
+    each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
 ) -> Result<Option<Cursor>, DbError> {
     let unsearched = TicketFilter {
         search: None,
@@ -567,24 +582,59 @@ fn list_walk(
     };
     let (sql, args) = list_query(tenant_id, &unsearched, sort, after, None, Way::Forward);
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut rows = statement.query(params_from_iter(args))?;
-    let mut seen = 0;
-    let mut last: Option<Cursor> = None;
-    while let Some(row) = rows.next()? {
-        if !keys.contains(&row.get::<_, i64>(SEARCH_KEY_COLUMN)?) {
-            continue;
+    let rows = statement.query(params_from_iter(args))?;
+    let matched = |row: &Row<'_>| Ok(keys.contains(&row.get::<_, i64>(SEARCH_KEY_COLUMN)?));
+    page_of(rows, sort, limit, matched, each)
+}
+
+/// Each ticket's score for `terms` (lower is better): per term, its best-scoring
+/// document (FTS5 returns matches in rowid order: a ticket's documents come
+/// together), summed over the terms; only tickets every term found.
+fn best_scores(conn: &Connection, terms: &[String]) -> Result<Vec<(f64, i64)>, DbError> {
+    let mut matches =
+        conn.prepare_cached("SELECT rowid, rank FROM ticket_search WHERE ticket_search MATCH ?1")?;
+    let mut per_term = |term: &str, mut add: Box<dyn FnMut(i64, f64) + '_>| {
+        let mut rows = matches.query([term])?;
+        let mut current: Option<(i64, f64)> = None;
+        while let Some(row) = rows.next()? {
+            let (rowid, score): (i64, f64) = (row.get(0)?, row.get(1)?);
+            let key = rowid >> SEARCH_SHIFT;
+            current = match current {
+                Some((last, best)) if last == key => Some((key, best.min(score))),
+                Some((done, best)) => {
+                    add(done, best);
+                    Some((key, score))
+                }
+                None => Some((key, score)),
+            };
         }
-        let summary = SummaryRow::read(row)?;
-        if seen == limit {
-            return Ok(last);
+        if let Some((done, best)) = current {
+            add(done, best);
         }
-        each(&summary)?;
-        seen += 1;
-        if seen == limit {
-            last = Some(summary.cursor(sort));
-        }
+        Ok::<_, DbError>(())
+    };
+    if let [term] = terms {
+        // One term (the common case): straight into the list, no map.
+        let mut scored = Vec::new();
+        per_term(term, Box::new(|key, best| scored.push((best, key))))?;
+        return Ok(scored);
     }
-    Ok(None)
+    let mut totals: HashMap<i64, (f64, usize)> = HashMap::new();
+    for term in terms {
+        per_term(
+            term,
+            Box::new(|key, best| {
+                let total = totals.entry(key).or_insert((0.0, 0));
+                total.0 += best;
+                total.1 += 1;
+            }),
+        )?;
+    }
+    Ok(totals
+        .into_iter()
+        .filter(|(_, (_, found_by))| *found_by == terms.len())
+        .map(|(key, (score, _))| (score, key))
+        .collect())
 }
 
 /// The relevance order: every matching document scored by FTS5 (bm25, lower is
@@ -603,42 +653,7 @@ fn list_best_first(
     limit: u32,
     mut each: impl FnMut(&SummaryRow<'_>) -> Result<(), DbError>,
 ) -> Result<Option<Cursor>, DbError> {
-    // Per term, each ticket's best-scoring document (FTS5 returns matches in rowid
-    // order: a ticket's documents come together); a ticket's score is the sum over
-    // the terms, and only tickets that every term found count.
-    let terms = search.terms_fts();
-    let mut totals: HashMap<i64, (f64, usize)> = HashMap::new();
-    let mut matches =
-        conn.prepare_cached("SELECT rowid, rank FROM ticket_search WHERE ticket_search MATCH ?1")?;
-    for term in &terms {
-        let mut rows = matches.query([term])?;
-        let mut current: Option<(i64, f64)> = None;
-        let mut add = |(key, best): (i64, f64)| {
-            let total = totals.entry(key).or_insert((0.0, 0));
-            total.0 += best;
-            total.1 += 1;
-        };
-        while let Some(row) = rows.next()? {
-            let (rowid, score): (i64, f64) = (row.get(0)?, row.get(1)?);
-            let key = rowid >> SEARCH_SHIFT;
-            current = match current {
-                Some((last, best)) if last == key => Some((key, best.min(score))),
-                Some(done) => {
-                    add(done);
-                    Some((key, score))
-                }
-                None => Some((key, score)),
-            };
-        }
-        if let Some(done) = current {
-            add(done);
-        }
-    }
-    let mut scored: Vec<(f64, i64)> = totals
-        .into_iter()
-        .filter(|(_, (_, found_by))| *found_by == terms.len())
-        .map(|(key, (score, _))| (score, key))
-        .collect();
+    let mut scored = best_scores(conn, &search.terms_fts())?;
     let order = |a: &(f64, i64), b: &(f64, i64)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     if let Some(cursor) = after {
         let from = (
