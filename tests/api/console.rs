@@ -433,11 +433,14 @@ fn console_screenshots() {
     let envs = [
         ("THREADA_SERVER_BIND", "127.0.0.1:0"),
         ("THREADA_ADMIN_TOKEN", TOKEN),
+        ("THREADA_BACKUP_SCHEDULE", "6h"),
     ];
     let server = ServerProcess::start_args(&["demo", "--json"], dir.path(), &envs);
     server.wait_for_stdout("\n");
     let demo: serde_json::Value =
         serde_json::from_str(server.stdout.lock().unwrap().trim()).unwrap();
+    // The first scheduled backup is taken at startup; the overview shows it.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let (key, ticket) = (
         demo["api_key"].as_str().unwrap(),
         demo["ticket_id"].as_str().unwrap(),
