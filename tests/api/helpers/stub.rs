@@ -138,10 +138,15 @@ fn handle(stream: TcpStream, received: &Mutex<Vec<Received>>, answer: &Mutex<Ans
         Answer::FailFirst(_) => (200, String::new(), "{}".into()),
     };
     let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
+    // One write of the whole answer, then a graceful close: the write side first, and
+    // whatever the client still sends read away, so that the close is never a reset.
+    let response = format!(
         "HTTP/1.1 {status} Stub\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    let _ = stream.write_all(response.as_bytes());
     let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = std::io::copy(&mut stream, &mut std::io::sink());
 }
