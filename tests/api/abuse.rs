@@ -313,19 +313,7 @@ fn server_with_hooks(stub: &Stub, dir: &Path) -> (ServerProcess, String, String,
     config.actions.allow_private_networks = true;
     let path = write_config(dir, &config);
     let cli = Cli::new(path.clone());
-    let tenant = cli.json(&[
-        "tenant",
-        "create",
-        "--name",
-        "Acme",
-        "--action-base-url",
-        &stub.origin(),
-    ]);
-    let tenant_id = tenant["tenant_id"].as_str().unwrap();
-    let key = cli.json(&[
-        "key", "create", "--tenant", tenant_id, "--name", "k", "--scopes", ALL_SCOPES,
-    ]);
-    let key = key["api_key"].as_str().unwrap().to_string();
+    let (_, key) = cli.tenant_with_hooks("Acme", &stub.origin());
     let server = ServerProcess::start("serve", &path, dir, &[]);
     let ticket = server.new_ticket(&key, &ticket_body("hooks"));
     (server, key, ticket, path)

@@ -102,19 +102,8 @@ fn tickets_show_their_messages_and_failed_actions_and_tenant_data_stays_text() {
     stub.answer(Answer::Status(500, "{\"oops\":true}".into()));
     let dir = tempfile::tempdir().unwrap();
     let (server, cli) = server(dir.path());
-    let tenant = cli.json(&[
-        "tenant",
-        "create",
-        "--name",
-        "<b>Bold</b> Co",
-        "--action-base-url",
-        &stub.origin(),
-    ]);
-    let tenant_id = tenant["tenant_id"].as_str().unwrap();
-    let key = cli.json(&[
-        "key", "create", "--tenant", tenant_id, "--name", "k", "--scopes", ALL_SCOPES,
-    ]);
-    let key = key["api_key"].as_str().unwrap();
+    let (tenant_id, key) = cli.tenant_with_hooks("<b>Bold</b> Co", &stub.origin());
+    let key = key.as_str();
     let xss = "<img src=x onerror=alert(1)>";
     let ticket = server.new_ticket(
         key,
@@ -392,14 +381,7 @@ fn the_console_is_served_on_the_admin_listener_too() {
         dir.path(),
         &[("THREADA_ADMIN_TOKEN", TOKEN)],
     );
-    let log = server.stderr.lock().unwrap().clone();
-    let port = log
-        .lines()
-        .find_map(|l| l.split("also on http://127.0.0.1:").nth(1))
-        .unwrap_or_else(|| panic!("no admin listener logged: {log}"))
-        .trim()
-        .to_string();
-    let admin = Client::new(format!("http://127.0.0.1:{port}"));
+    let admin = server.admin_listener();
     assert_eq!(admin.send("GET", "/admin/sign-in", &[], None).status, 200);
     assert_eq!(admin.admin("GET", "/tenants", TOKEN, None).status, 200);
     assert_eq!(server.send("GET", "/admin/sign-in", &[], None).status, 200);

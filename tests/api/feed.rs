@@ -333,19 +333,7 @@ fn webhook_server(stub: &Stub, dir: &std::path::Path) -> (ServerProcess, Cli, St
     config.webhooks.pause_after_failures = 4;
     let path = write_config(dir, &config);
     let cli = Cli::new(path.clone());
-    let tenant = cli.json(&[
-        "tenant",
-        "create",
-        "--name",
-        "Hooks",
-        "--action-base-url",
-        &stub.origin(),
-    ]);
-    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
-    let key = cli.json(&[
-        "key", "create", "--tenant", &tenant_id, "--name", "k", "--scopes", ALL_SCOPES,
-    ]);
-    let key = key["api_key"].as_str().unwrap().to_string();
+    let (tenant_id, key) = cli.tenant_with_hooks("Hooks", &stub.origin());
     let hook = cli.json(&[
         "webhook",
         "create",

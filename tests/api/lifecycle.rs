@@ -46,19 +46,7 @@ fn erasing_a_contact_removes_every_copy_and_nothing_else() {
         dir.path(),
         &[("THREADA_ADMIN_TOKEN", TOKEN)],
     );
-    let tenant = cli.json(&[
-        "tenant",
-        "create",
-        "--name",
-        "Acme",
-        "--action-base-url",
-        &stub.origin(),
-    ]);
-    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
-    let key = cli.json(&[
-        "key", "create", "--tenant", &tenant_id, "--name", "k", "--scopes", ALL_SCOPES,
-    ]);
-    let key = key["api_key"].as_str().unwrap().to_string();
+    let (tenant_id, key) = cli.tenant_with_hooks("Acme", &stub.origin());
 
     // Jane: two tickets (one created with an Idempotency-Key), messages, an action
     // whose payload and answer hold her address.

@@ -7,9 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::helpers::stub::{Answer, Stub};
-use crate::helpers::{
-    ALL_SCOPES, Cli, Client, PUBLIC, ServerProcess, test_config, ticket_body, write_config,
-};
+use crate::helpers::{Cli, Client, PUBLIC, ServerProcess, test_config, ticket_body, write_config};
 
 const TOKEN: &str = "metrics-admin-token-0123456789abcdef";
 
@@ -97,16 +95,7 @@ fn metrics_move_with_requests_writes_and_actions_and_parse_as_openmetrics() {
     stub.answer(Answer::Status(200, "{}".into()));
     let dir = tempfile::tempdir().unwrap();
     let (server, cli) = server(dir.path(), |_| {});
-    let key = cli.tenant_and_key(ALL_SCOPES);
-    let tenant_id = key["tenant_id"].as_str().unwrap().to_string();
-    let key = key["api_key"].as_str().unwrap().to_string();
-    cli.json(&[
-        "tenant",
-        "update",
-        &tenant_id,
-        "--action-base-url",
-        &stub.origin(),
-    ]);
+    let (_, key) = cli.tenant_with_hooks("Acme", &stub.origin());
     // Behind the admin token on the main listener.
     server
         .send("GET", "/metrics", &[], None)
@@ -183,14 +172,7 @@ fn metrics_move_with_requests_writes_and_actions_and_parse_as_openmetrics() {
 fn metrics_live_on_the_admin_listener_when_there_is_one_and_are_off_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _) = server(dir.path(), |c| c.admin.bind = "127.0.0.1:0".into());
-    let log = server.stderr.lock().unwrap().clone();
-    let port = log
-        .lines()
-        .find_map(|l| l.split("also on http://127.0.0.1:").nth(1))
-        .unwrap_or_else(|| panic!("no admin listener logged: {log}"))
-        .trim()
-        .to_string();
-    let admin = Client::new(format!("http://127.0.0.1:{port}"));
+    let admin = server.admin_listener();
     assert!(scrape(&admin, None).contains("# EOF"));
     let main = server.send(
         "GET",
@@ -226,16 +208,8 @@ fn json_logs_are_one_object_per_line_and_never_hold_outbound_secrets() {
     config.actions.allow_private_networks = true;
     let path = write_config(dir.path(), &config);
     let cli = Cli::new(path.clone());
-    let key = cli.tenant_and_key(ALL_SCOPES);
-    let tenant_id = key["tenant_id"].as_str().unwrap();
-    let key = key["api_key"].as_str().unwrap();
-    cli.json(&[
-        "tenant",
-        "update",
-        tenant_id,
-        "--action-base-url",
-        &stub.origin(),
-    ]);
+    let (_, key) = cli.tenant_with_hooks("Acme", &stub.origin());
+    let key = key.as_str();
     // Even when asked for the HTTP client's trace, through a more specific target.
     let trace = [(
         "RUST_LOG",

@@ -104,6 +104,31 @@ impl Cli {
         self.run(&all).json()
     }
 
+    /// A tenant named `name` whose actions go to `base_url`, and a key with every
+    /// scope, made with the CLI: `(tenant_id, api_key)`.
+    pub fn tenant_with_hooks(&self, name: &str, base_url: &str) -> (String, String) {
+        let tenant = self.json(&[
+            "tenant",
+            "create",
+            "--name",
+            name,
+            "--action-base-url",
+            base_url,
+        ]);
+        let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
+        let key = self.json(&[
+            "key",
+            "create",
+            "--tenant",
+            &tenant_id,
+            "--name",
+            "k",
+            "--scopes",
+            "support.read,support.write,support.actions",
+        ]);
+        (tenant_id, key["api_key"].as_str().unwrap().to_string())
+    }
+
     /// A tenant and a key with `scopes`, made with the CLI: the key's `--json` output.
     pub fn tenant_and_key(&self, scopes: &str) -> Value {
         let tenant = self.json(&["tenant", "create", "--name", "Acme"]);

@@ -75,6 +75,18 @@ impl ServerProcess {
         }
     }
 
+    /// A client of the `admin.bind` listener, whose port the server logged.
+    pub fn admin_listener(&self) -> Client {
+        let log = self.stderr.lock().unwrap().clone();
+        let port = log
+            .lines()
+            .find_map(|l| l.split("also on http://127.0.0.1:").nth(1))
+            .unwrap_or_else(|| panic!("no admin listener logged: {log}"))
+            .trim()
+            .to_string();
+        Client::new(format!("http://127.0.0.1:{port}"))
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
