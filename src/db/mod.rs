@@ -15,6 +15,7 @@ pub mod keys;
 pub mod messages;
 pub mod meta;
 pub mod search;
+mod spare;
 pub mod stats;
 pub mod tenants;
 pub mod tickets;
@@ -221,6 +222,7 @@ impl Db {
         let pool = self.pool.clone();
         actix_web::web::block(move || {
             let conn = pool.get().map_err(DbError::Pool)?;
+            let _spares = spare::lend(&pool);
             f(&conn)
         })
         .await
@@ -235,6 +237,7 @@ impl Db {
         E: From<DbError>,
     {
         let conn = self.pool.get().map_err(DbError::Pool)?;
+        let _spares = spare::lend(&self.pool);
         f(&conn)
     }
 

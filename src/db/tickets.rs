@@ -587,14 +587,87 @@ fn list_walk(
     page_of(rows, sort, limit, matched, each)
 }
 
+/// Matches past which one search's scoring is split across spare connections.
+const SPLIT_FROM: i64 = 20_000;
+/// Most connections one search scores on.
+const MOST_PARTS: usize = 4;
+
 /// Each ticket's score for `terms` (lower is better): per term, its best-scoring
-/// document (FTS5 returns matches in rowid order: a ticket's documents come
-/// together), summed over the terms; only tickets every term found.
+/// document, summed over the terms; only tickets every term found. A ticket's
+/// documents share its search key, so the key space splits into ranges scored apart:
+/// with many matches and idle cores, each range on a spare connection of its own
+/// (bm25 weighs with the whole index's statistics whatever the range, so the scores
+/// are the same).
 fn best_scores(conn: &Connection, terms: &[String]) -> Result<Vec<(f64, i64)>, DbError> {
-    let mut matches =
-        conn.prepare_cached("SELECT rowid, rank FROM ticket_search WHERE ticket_search MATCH ?1")?;
+    let parts = std::thread::available_parallelism().map_or(1, usize::from);
+    let parts = parts.min(MOST_PARTS);
+    if parts < 2 || match_count(conn, terms)? < SPLIT_FROM {
+        return scores_between(conn, terms, 0, i64::MAX);
+    }
+    scores_split(conn, terms, super::spare::borrow(parts - 1))
+}
+
+/// `best_scores` on `conn` and the `spares`, each scoring its range of keys.
+fn scores_split(
+    conn: &Connection,
+    terms: &[String],
+    spares: Vec<super::spare::Spare>,
+) -> Result<Vec<(f64, i64)>, DbError> {
+    let lent = spares.len();
+    let step = search::key_end(conn)? / (lent as i64 + 1) + 1;
+    let bounds = |n: usize| {
+        let from = step * n as i64;
+        (from, if n == lent { i64::MAX } else { from + step })
+    };
+    std::thread::scope(|scope| {
+        let theirs: Vec<_> = spares
+            .into_iter()
+            .enumerate()
+            .map(|(n, spare)| {
+                let (from, to) = bounds(n);
+                scope.spawn(move || scores_between(&spare, terms, from, to))
+            })
+            .collect();
+        let (from, to) = bounds(lent);
+        let mine = scores_between(conn, terms, from, to);
+        let mut scored = Vec::new();
+        for part in theirs {
+            scored.extend(part.join().map_err(|_| DbError::Panicked)??);
+        }
+        scored.extend(mine?);
+        Ok(scored)
+    })
+}
+
+/// How many documents match the terms, summed (FTS5 counts rowids without scoring).
+fn match_count(conn: &Connection, terms: &[String]) -> Result<i64, DbError> {
+    let mut count =
+        conn.prepare_cached("SELECT count(*) FROM ticket_search WHERE ticket_search MATCH ?1")?;
+    let mut total = 0;
+    for term in terms {
+        total += count.query_row([term], |row| row.get::<_, i64>(0))?;
+    }
+    Ok(total)
+}
+
+/// `best_scores` for the tickets with search keys in `from..to`.
+fn scores_between(
+    conn: &Connection,
+    terms: &[String],
+    from: i64,
+    to: i64,
+) -> Result<Vec<(f64, i64)>, DbError> {
+    let mut matches = conn.prepare_cached(
+        "SELECT rowid, rank FROM ticket_search
+         WHERE ticket_search MATCH ?1 AND rowid >= ?2 AND rowid < ?3",
+    )?;
+    let (low, high) = (
+        search::first_rowid(from),
+        search::first_rowid(to.min(i64::MAX >> SEARCH_SHIFT)),
+    );
+    // FTS5 returns matches in rowid order: a ticket's documents come together.
     let mut per_term = |term: &str, mut add: Box<dyn FnMut(i64, f64) + '_>| {
-        let mut rows = matches.query([term])?;
+        let mut rows = matches.query(params![term, low, high])?;
         let mut current: Option<(i64, f64)> = None;
         while let Some(row) = rows.next()? {
             let (rowid, score): (i64, f64) = (row.get(0)?, row.get(1)?);
@@ -805,6 +878,52 @@ pub fn view(
 mod tests {
     use super::*;
     use crate::domain::ticket::Tag;
+
+    /// Scoring split across spare connections, each on its range of search keys,
+    /// gives every ticket the score the whole index gives it.
+    #[test]
+    fn a_search_split_across_connections_scores_like_one_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("split.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../schema.sql"))
+            .unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let words = ["refund", "parcel", "late", "damaged", "hello", "thanks"];
+        for key in 1..=3_000_i64 {
+            // A subject and one or two messages; lengths and matches vary by key.
+            let n = key as usize;
+            search::index(key, 0, &format!("order {key} {}", words[n % 6]));
+            search::index(key, 1, &words[..1 + n % 5].join(" "));
+            if key % 7 == 0 {
+                search::index(key, 2, &format!("refund refund {}", words[n % 4]));
+            }
+        }
+        search::flush(&conn).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = 3001 WHERE name = 'next_search_key'",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        let pool = r2d2::Pool::builder()
+            .max_size(4)
+            .build(r2d2_sqlite::SqliteConnectionManager::file(&path))
+            .unwrap();
+        for terms in [vec!["refund"], vec!["refund", "parcel"], vec!["late*"]] {
+            let terms: Vec<String> = terms.into_iter().map(String::from).collect();
+            let mut whole = scores_between(&conn, &terms, 0, i64::MAX).unwrap();
+            for spares in 1..=3 {
+                let lent = (0..spares).map(|_| pool.get().unwrap()).collect();
+                let mut split = scores_split(&conn, &terms, lent).unwrap();
+                let order = |a: &(f64, i64), b: &(f64, i64)| a.1.cmp(&b.1);
+                whole.sort_by(order);
+                split.sort_by(order);
+                assert!(!whole.is_empty());
+                assert_eq!(whole, split, "{terms:?} over {} connections", spares + 1);
+            }
+        }
+    }
 
     /// Every sort, with and without a cursor and with the usual filters, walks an index
     /// in order: no temporary sort, no full scan, whatever the page.
