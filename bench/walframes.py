@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Which b-trees the commits in a WAL wrote: frames per commit, by table or index.
 
-Usage: bench/walframes.py DB   (DB-wal must exist: stop the writer with kill -9, or
-copy both files while it runs). Reads only the frames of the WAL's current cycle
-(those whose salts match the header), maps each page to its b-tree with `dbstat`
-on a copy of the database with the WAL applied, and prints frames per commit.
+Usage: bench/walframes.py DB...   (each DB-wal must exist: stop the writer with
+kill -9, or copy both files while it runs). Reads only the frames of each WAL's
+current cycle (those whose salts match its header), maps each page to its b-tree
+with `dbstat` on a copy of the database with the WAL applied, and prints frames per
+commit over all the samples given.
 """
 import collections
 import os
@@ -26,12 +27,9 @@ def frames(wal_bytes):
         at += 24 + page_size
 
 
-def main(db):
+def sample(db):
     with open(db + "-wal", "rb") as wal:
         written = list(frames(wal.read()))
-    commits = sum(1 for _, commit in written if commit)
-    if not commits:
-        sys.exit("no commit in the WAL's current cycle: rerun with a longer load")
     with tempfile.TemporaryDirectory() as scratch:
         copy = os.path.join(scratch, "copy.db")
         shutil.copy(db, copy)
@@ -39,13 +37,25 @@ def main(db):
         conn = sqlite3.connect(copy)
         owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
         conn.close()
-    per_tree = collections.Counter(owner.get(page, "(free or header)") for page, _ in written)
-    print(f"{len(written)} frames in {commits} commits: {len(written) / commits:.1f} frames per commit")
+    commits = sum(1 for _, commit in written if commit)
+    return commits, collections.Counter(owner.get(page, "(free or header)") for page, _ in written)
+
+
+def main(dbs):
+    commits, per_tree = 0, collections.Counter()
+    for db in dbs:
+        n, trees = sample(db)
+        commits += n
+        per_tree += trees
+    if not commits:
+        sys.exit("no commit in the WALs' current cycles: take more samples")
+    total = sum(per_tree.values())
+    print(f"{total} frames in {commits} commits: {total / commits:.1f} frames per commit")
     for name, count in per_tree.most_common():
         print(f"  {name:<40} {count / commits:6.2f}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1:])
