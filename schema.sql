@@ -280,3 +280,9 @@ CREATE TABLE audit_log (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, audit_id)
 ) WITHOUT ROWID;
+
+-- @step 5: events.data may be a BLOB: a format byte, then the event's JSON compressed
+-- with zstd against a fixed dictionary (db::events, `packing`); rows written before,
+-- and the '{}' of erased events, stay JSON text. No table changes: the step exists so
+-- that a binary that reads only JSON text refuses this file (its schema is newer)
+-- instead of failing on its events.

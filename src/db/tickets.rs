@@ -599,8 +599,9 @@ const MOST_PARTS: usize = 4;
 /// (bm25 weighs with the whole index's statistics whatever the range, so the scores
 /// are the same).
 fn best_scores(conn: &Connection, terms: &[String]) -> Result<Vec<(f64, i64)>, DbError> {
-    let parts = std::thread::available_parallelism().map_or(1, usize::from);
-    let parts = parts.min(MOST_PARTS);
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let parts = cores.min(MOST_PARTS);
     if parts < 2 || match_count(conn, terms)? < SPLIT_FROM {
         return scores_between(conn, terms, 0, i64::MAX);
     }

@@ -192,6 +192,32 @@ fn erasing_a_contact_removes_every_copy_and_nothing_else() {
         }
     }
     assert!(file_holds(&db, "omar@example.com"), "the search is real");
+    // Event data is stored compressed, so bytes alone cannot tell: Jane's earlier
+    // events hold `{}`, and each of her tickets has its `ticket.deleted`.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let events_of = |ticket: &str| -> Vec<(String, String)> {
+        let mut statement = conn
+            .prepare("SELECT type, quote(data) FROM events WHERE ticket_id = ?1 ORDER BY seq")
+            .unwrap();
+        let rows = statement
+            .query_map([ticket], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    for ticket in [&jane_1, &jane_2] {
+        let events = events_of(ticket);
+        let (deleted, earlier) = events.split_last().unwrap();
+        assert_eq!(deleted.0, "ticket.deleted");
+        assert!(!earlier.is_empty());
+        for (kind, data) in earlier {
+            assert_eq!(data, "'{}'", "{kind} of {ticket}");
+        }
+    }
+    assert!(
+        events_of(&omar)
+            .iter()
+            .all(|(_, data)| data.starts_with("X'01"))
+    );
     // The index stayed consistent (PRAGMA integrity_check covers FTS5 too).
     let checked = cli.json(&["check", &db.display().to_string()]);
     assert_eq!(checked["servable"], true, "{checked}");
