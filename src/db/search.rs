@@ -95,13 +95,6 @@ pub fn next_key(conn: &Connection) -> Result<i64, DbError> {
         .query_row([], |row| row.get(0))?)
 }
 
-/// The end of the search keys given so far (every ticket's key is below it).
-pub fn key_end(conn: &Connection) -> Result<i64, DbError> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM meta WHERE name = 'next_search_key'")?
-        .query_row([], |row| row.get(0))?)
-}
-
 /// The lowest document rowid of the ticket with `search_key` (its subject's).
 pub fn first_rowid(search_key: i64) -> i64 {
     rowid(search_key, 0)

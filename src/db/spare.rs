@@ -53,8 +53,8 @@ impl Drop for Lent {
 }
 
 /// Up to `most` idle connections of the current read's pool, leaving `RESERVE` idle
-/// for other reads (none outside a pooled read: the CLI, the writer; none from a
-/// small pool).
+/// for other reads once the pool is full (none outside a pooled read: the CLI, the
+/// writer; none from a small pool).
 pub(super) fn borrow(most: usize) -> Vec<Spare> {
     POOL.with(|slot| {
         let slot = slot.borrow();
@@ -65,7 +65,7 @@ pub(super) fn borrow(most: usize) -> Vec<Spare> {
             return Vec::new();
         };
         let mut spares = Vec::new();
-        while spares.len() < most && pool.state().idle_connections > RESERVE {
+        while spares.len() < most && leaves_enough(pool) {
             match pool.try_get() {
                 Some(spare) => spares.push(spare),
                 None => break,
@@ -73,6 +73,14 @@ pub(super) fn borrow(most: usize) -> Vec<Spare> {
         }
         spares
     })
+}
+
+/// Whether taking an idle connection leaves other reads served at once: `RESERVE`
+/// stay idle, or the pool may still open a connection for them.
+fn leaves_enough(pool: &Pool) -> bool {
+    let state = pool.state();
+    state.idle_connections > RESERVE
+        || (state.idle_connections > 0 && state.connections < pool.max_size())
 }
 
 #[cfg(test)]
@@ -114,5 +122,14 @@ mod tests {
             assert!(borrow(1).is_empty(), "a pool of 2 lends nothing");
         }
         assert!(borrow(1).is_empty(), "lending ended with the read");
+        // A pool that can still grow lends its last idle connection: a read that
+        // finds none gets a new one.
+        let growing = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(2))
+            .build(SqliteConnectionManager::file(dir.path().join("growing.db")))
+            .unwrap();
+        let _lent = lend(&growing);
+        assert!(borrow(3).len() >= 2);
     }
 }

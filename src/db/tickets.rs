@@ -588,7 +588,7 @@ fn list_walk(
 }
 
 /// Matches past which one search's scoring is split across spare connections.
-const SPLIT_FROM: i64 = 20_000;
+const SPLIT_FROM: usize = 20_000;
 /// Most connections one search scores on.
 const MOST_PARTS: usize = 4;
 
@@ -602,35 +602,44 @@ fn best_scores(conn: &Connection, terms: &[String]) -> Result<Vec<(f64, i64)>, D
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
     let parts = cores.min(MOST_PARTS);
-    if parts < 2 || match_count(conn, terms)? < SPLIT_FROM {
+    if parts < 2 {
         return scores_between(conn, terms, 0, i64::MAX);
     }
-    scores_split(conn, terms, super::spare::borrow(parts - 1))
+    let matched = matching_rowids(conn, terms)?;
+    if matched.len() < SPLIT_FROM {
+        return scores_between(conn, terms, 0, i64::MAX);
+    }
+    scores_split(conn, terms, &matched, super::spare::borrow(parts - 1))
 }
 
-/// `best_scores` on `conn` and the `spares`, each scoring its range of keys.
+/// `best_scores` on `conn` and the `spares`, each scoring a range of keys holding an
+/// equal share of the `matched` documents (their rowids, in order).
 fn scores_split(
     conn: &Connection,
     terms: &[String],
+    matched: &[i64],
     spares: Vec<super::spare::Spare>,
 ) -> Result<Vec<(f64, i64)>, DbError> {
-    let lent = spares.len();
-    let step = search::key_end(conn)? / (lent as i64 + 1) + 1;
-    let bounds = |n: usize| {
-        let from = step * n as i64;
-        (from, if n == lent { i64::MAX } else { from + step })
+    if matched.is_empty() || spares.is_empty() {
+        return scores_between(conn, terms, 0, i64::MAX);
+    }
+    let parts = spares.len() + 1;
+    // Part n starts at the ticket of the match n/parts of the way through.
+    let start = |n: usize| match n {
+        0 => 0,
+        n if n == parts => i64::MAX,
+        n => matched[n * matched.len() / parts] >> SEARCH_SHIFT,
     };
     std::thread::scope(|scope| {
         let theirs: Vec<_> = spares
             .into_iter()
             .enumerate()
             .map(|(n, spare)| {
-                let (from, to) = bounds(n);
+                let (from, to) = (start(n), start(n + 1));
                 scope.spawn(move || scores_between(&spare, terms, from, to))
             })
             .collect();
-        let (from, to) = bounds(lent);
-        let mine = scores_between(conn, terms, from, to);
+        let mine = scores_between(conn, terms, start(parts - 1), start(parts));
         let mut scored = Vec::new();
         for part in theirs {
             scored.extend(part.join().map_err(|_| DbError::Panicked)??);
@@ -640,15 +649,22 @@ fn scores_split(
     })
 }
 
-/// How many documents match the terms, summed (FTS5 counts rowids without scoring).
-fn match_count(conn: &Connection, terms: &[String]) -> Result<i64, DbError> {
-    let mut count =
-        conn.prepare_cached("SELECT count(*) FROM ticket_search WHERE ticket_search MATCH ?1")?;
-    let mut total = 0;
+/// The rowids of the documents each term matches, in order (FTS5 reads rowids
+/// without scoring: about 4 ms for 100,000).
+fn matching_rowids(conn: &Connection, terms: &[String]) -> Result<Vec<i64>, DbError> {
+    let mut matches =
+        conn.prepare_cached("SELECT rowid FROM ticket_search WHERE ticket_search MATCH ?1")?;
+    let mut rowids = Vec::new();
     for term in terms {
-        total += count.query_row([term], |row| row.get::<_, i64>(0))?;
+        let found = matches.query_map([term], |row| row.get::<_, i64>(0))?;
+        for rowid in found {
+            rowids.push(rowid?);
+        }
     }
-    Ok(total)
+    if terms.len() > 1 {
+        rowids.sort_unstable();
+    }
+    Ok(rowids)
 }
 
 /// `best_scores` for the tickets with search keys in `from..to`.
@@ -916,7 +932,8 @@ mod tests {
             let mut whole = scores_between(&conn, &terms, 0, i64::MAX).unwrap();
             for spares in 1..=3 {
                 let lent = (0..spares).map(|_| pool.get().unwrap()).collect();
-                let mut split = scores_split(&conn, &terms, lent).unwrap();
+                let matched = matching_rowids(&conn, &terms).unwrap();
+                let mut split = scores_split(&conn, &terms, &matched, lent).unwrap();
                 let order = |a: &(f64, i64), b: &(f64, i64)| a.1.cmp(&b.1);
                 whole.sort_by(order);
                 split.sort_by(order);
