@@ -105,14 +105,16 @@ fn remove_ticket(
     let Some(row) = tickets::get(conn, tenant_id, ticket_id)? else {
         return Ok(None);
     };
-    // The ticket first: its search documents need its messages' text.
+    // Its events first: the ticket's row leads to them. Then the ticket: its search
+    // documents need its messages' text.
+    let events_cleared = count(events::clear_ticket(conn, tenant_id, ticket_id)?);
     let search_documents = u64::try_from(tickets::delete(conn, &row)?).unwrap_or(0);
     let removed = Removed {
         tickets: 1,
         messages: count(messages::delete_of_ticket(conn, tenant_id, ticket_id)?),
         actions: count(actions::delete_of_ticket(conn, tenant_id, ticket_id)?),
         search_documents,
-        events_cleared: count(events::clear_ticket(conn, tenant_id, ticket_id)?),
+        events_cleared,
         idempotency_answers: count(idempotency::erase_ticket(conn, tenant_id, ticket_id)?),
         contacts: 0,
     };

@@ -210,7 +210,8 @@ pub fn save(
 }
 
 /// Deletes a ticket's row, its tags and its search documents, its messages' too (the
-/// messages, actions and events themselves are their modules' to remove, after this).
+/// messages and actions themselves are their modules' to remove, after this; its
+/// events' data before this, since the row leads to them: `events::clear_ticket`).
 /// Returns how many search documents went.
 pub fn delete(conn: &Connection, row: &TicketRow) -> Result<i64, DbError> {
     let summary = &row.summary;
