@@ -86,15 +86,6 @@ pub fn flush(conn: &Connection) -> Result<(), DbError> {
     Ok(())
 }
 
-/// A new ticket's search key, from the counter in `meta`.
-pub fn next_key(conn: &Connection) -> Result<i64, DbError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE meta SET value = value + 1 WHERE name = 'next_search_key' RETURNING value - 1",
-        )?
-        .query_row([], |row| row.get(0))?)
-}
-
 /// The lowest document rowid of the ticket with `search_key` (its subject's).
 pub fn first_rowid(search_key: i64) -> i64 {
     rowid(search_key, 0)

@@ -90,25 +90,29 @@ pub fn insert(
         updated_at: now,
         last_message_at: now,
     };
-    let search_key = search::next_key(conn)?;
-    conn.prepare_cached(
-        "INSERT INTO tickets (tenant_id, ticket_id, subject, status, priority, channel, tags,
-                              contact_id, created_at, updated_at, last_message_at, search_key,
-                              message_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?10, 1)",
-    )?
-    .execute(params![
-        tenant_id,
-        summary.ticket_id,
-        summary.subject,
-        summary.status,
-        summary.priority,
-        summary.channel,
-        join_tags(&summary.tags),
-        contact_id,
-        now,
-        search_key
-    ])?;
+    // The search key is the row's INTEGER PRIMARY KEY, chosen by SQLite.
+    let search_key = conn
+        .prepare_cached(
+            "INSERT INTO tickets (tenant_id, ticket_id, subject, status, priority, channel, tags,
+                                  contact_id, created_at, updated_at, last_message_at,
+                                  message_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, 1)
+             RETURNING search_key",
+        )?
+        .query_row(
+            params![
+                tenant_id,
+                summary.ticket_id,
+                summary.subject,
+                summary.status,
+                summary.priority,
+                summary.channel,
+                join_tags(&summary.tags),
+                contact_id,
+                now
+            ],
+            |row| row.get(0),
+        )?;
     add_tags(conn, tenant_id, &summary.ticket_id, &summary.tags)?;
     search::index(search_key, 0, &summary.subject);
     Ok(TicketRow {
@@ -367,9 +371,10 @@ fn list_query(
     let mut args: Vec<Value> = Vec::new();
     let mut sql = match &filter.search {
         // The matching tickets (a document's rowid names its ticket; every term must
-        // match one of the ticket's documents), then each ticket's row by (tenant_id,
-        // search_key): CROSS JOIN keeps that order, which list_each takes for up to
-        // JOIN_UP_TO matches (sorted in a temporary b-tree).
+        // match one of the ticket's documents), then each ticket's row by its key
+        // (search_key, the rowid; tenant_id checked on the row): CROSS JOIN keeps that
+        // order, which list_each takes for up to JOIN_UP_TO matches (sorted in a
+        // temporary b-tree).
         Some(search) => {
             let hits = matching_sql(search, &mut args);
             format!(
@@ -897,6 +902,86 @@ mod tests {
     use super::*;
     use crate::domain::ticket::Tag;
 
+    /// Schema step 7 rebuilds the table with the search key as the row's key: every
+    /// ticket keeps its key, its search documents still name it, the indexes are back
+    /// and a new ticket takes the next key.
+    #[test]
+    fn the_schema_upgrade_makes_search_keys_row_keys() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        for step in &super::super::migrations()[..6] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tickets (tenant_id, ticket_id, subject, status, priority, channel, tags,
+                                  contact_id, created_at, updated_at, last_message_at, search_key,
+                                  message_count, last_event_seq)
+             VALUES ('ten_x', 'tkt_a', 'parcel late', 'open', 'normal', 'email', 'returns',
+                     'ctc_1', 1, 2, 3, 9, 4, 7),
+                    ('ten_x', 'tkt_b', 'hello', 'closed', 'high', 'chat', '', NULL, 1, 1, 1, 5, 1, NULL);
+             UPDATE meta SET value = 10 WHERE name = 'next_search_key';",
+        )
+        .unwrap();
+        search::index(9, 0, "parcel late");
+        search::flush(&conn).unwrap();
+        super::super::migrate(&conn).map_err(|_| ()).unwrap();
+        let row = get(&conn, "ten_x", "tkt_a").unwrap().unwrap();
+        assert_eq!((row.search_key, row.message_count), (9, 4));
+        assert_eq!(row.contact_id.as_deref(), Some("ctc_1"));
+        assert_eq!(row.summary.tags, [Tag::parse("returns", "tags").unwrap()]);
+        let (rowid, last): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT rowid, last_event_seq FROM tickets WHERE ticket_id = 'tkt_a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rowid, last), (9, Some(7)));
+        let hit: i64 = conn
+            .query_row(
+                "SELECT rowid FROM ticket_search WHERE ticket_search MATCH 'parcel'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hit >> SEARCH_SHIFT, 9);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = 'tickets' AND type = 'index' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "sqlite_autoindex_tickets_1",
+                "tickets_by_activity",
+                "tickets_by_contact",
+                "tickets_by_status",
+                "tickets_by_updated"
+            ]
+        );
+        let counter: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM meta WHERE name = 'next_search_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(counter, 0);
+        let body: crate::domain::ticket::NewTicketBody =
+            serde_json::from_value(serde_json::json!({
+                "subject": "new", "channel": "email",
+            "initial_message": { "role": "user", "content": "hi" }
+            }))
+            .unwrap();
+        let new = NewTicket::try_from(body).unwrap();
+        let created = insert(&conn, "ten_x", &new, None, Timestamp::from_micros(5)).unwrap();
+        assert_eq!(created.search_key, 10);
+    }
+
     /// Scoring split across spare connections, each on its range of search keys,
     /// gives every ticket the score the whole index gives it.
     #[test]
@@ -918,11 +1003,6 @@ mod tests {
             }
         }
         search::flush(&conn).unwrap();
-        conn.execute(
-            "UPDATE meta SET value = 3001 WHERE name = 'next_search_key'",
-            [],
-        )
-        .unwrap();
         conn.execute_batch("COMMIT").unwrap();
         let pool = r2d2::Pool::builder()
             .max_size(4)
