@@ -904,7 +904,7 @@ mod tests {
 
     /// Schema step 7 rebuilds the table with the search key as the row's key: every
     /// ticket keeps its key, its search documents still name it, the indexes are back
-    /// and a new ticket takes the next key.
+    /// and a new ticket takes the next key (and step 8 sets the index's merging).
     #[test]
     fn the_schema_upgrade_makes_search_keys_row_keys() {
         let conn = Connection::open_in_memory().unwrap();
@@ -971,6 +971,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(counter, 0);
+        // Step 8: the index merges eight segments at a time.
+        let automerge: i64 = conn
+            .query_row(
+                "SELECT v FROM ticket_search_config WHERE k = 'automerge'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(automerge, 8);
         let body: crate::domain::ticket::NewTicketBody =
             serde_json::from_value(serde_json::json!({
                 "subject": "new", "channel": "email",
