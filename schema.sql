@@ -307,13 +307,13 @@ DROP INDEX events_by_ticket;
 
 -- @step 7: a ticket's search key is its rowid. The table is rebuilt with search_key as
 -- its INTEGER PRIMARY KEY (kept by VACUUM, unlike a plain rowid), so that a search hit
--- reads its ticket by key, and the index tickets_by_search_key and the counter in meta
--- go: 4 of the pages every group of creates wrote. A new ticket's key is the largest
--- plus one; a key may come back after the ticket with the largest one is deleted, in
--- the same transaction as its search documents, so no document ever names the wrong
--- ticket.
+-- reads its ticket by key (its tenant checked on the row), and the index
+-- tickets_by_search_key goes: 3 of the pages every group of creates wrote. The key is
+-- AUTOINCREMENT, as the counter in meta it replaces was: a key is never given twice,
+-- so a search that matched documents a moment before their ticket was deleted never
+-- finds another ticket under the same key.
 CREATE TABLE tickets_rebuilt (
-    search_key      INTEGER PRIMARY KEY,
+    search_key      INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id       TEXT NOT NULL REFERENCES tenants (tenant_id),
     ticket_id       TEXT NOT NULL,
     subject         TEXT NOT NULL,
@@ -336,6 +336,13 @@ INSERT INTO tickets_rebuilt (search_key, tenant_id, ticket_id, subject, status, 
            contact_id, created_at, updated_at, last_message_at, message_count,
            last_event_seq
     FROM tickets ORDER BY search_key;
+-- The next key continues the counter (higher than any key, also of deleted tickets).
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'tickets_rebuilt', 0
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'tickets_rebuilt');
+UPDATE sqlite_sequence
+    SET seq = max(seq, coalesce((SELECT value - 1 FROM meta WHERE name = 'next_search_key'), 0))
+    WHERE name = 'tickets_rebuilt';
 DROP TABLE tickets;
 ALTER TABLE tickets_rebuilt RENAME TO tickets;
 CREATE INDEX tickets_by_activity ON tickets (tenant_id, last_message_at, ticket_id);

@@ -351,9 +351,10 @@ fn serve(config: Config, mode: Mode, json: bool) -> Result<(), CliError> {
     })
 }
 
-/// Opens the database for a CLI command (creating and migrating it if needed).
+/// Opens the database for a CLI command (creating and migrating it if needed, unless
+/// an older server is serving it).
 fn open(config: &Config) -> Result<Connection, CliError> {
-    Ok(db::open_connection(&config.database)?)
+    Ok(db::open_beside_server(&config.database)?)
 }
 
 fn write<T>(

@@ -282,6 +282,40 @@ pub fn lock_for_serving(path: &Path) -> Result<ServeLock, String> {
     }
 }
 
+/// Whether another process serves the database at `path` (holds its serving lock).
+/// Never asked by a server about its own database: a second lock from the same
+/// process would be refused too.
+fn served_elsewhere(path: &Path) -> bool {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock_path) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// Opens the database for a CLI command, as `open_connection` does, except that a
+/// database a running server holds is never upgraded under it: that server's binary
+/// would go on writing the older schema's way (its events outside their tickets'
+/// chains, for one). The new binary's `serve` upgrades it once the old one stops.
+pub fn open_beside_server(config: &DatabaseConfig) -> Result<Connection, String> {
+    let path = &config.path;
+    if path.exists() && served_elsewhere(path) {
+        let version: i64 = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|conn| conn.pragma_query_value(None, "user_version", |row| row.get(0)))
+            .map_err(|e| describe_open_error(path, e))?;
+        if (1..SCHEMA_VERSION).contains(&version) {
+            return Err(format!(
+                "database {} is served by a running threada with schema version {version}; \
+                 this binary would upgrade it to {SCHEMA_VERSION} under that server: stop the \
+                 server and start this binary's serve (it upgrades the file), then run the \
+                 command again",
+                path.display()
+            ));
+        }
+    }
+    open_connection(config)
+}
+
 /// Sets the per-connection pragmas every connection needs.
 fn configure(conn: &Connection, config: &DatabaseConfig) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;

@@ -90,7 +90,8 @@ pub fn insert(
         updated_at: now,
         last_message_at: now,
     };
-    // The search key is the row's INTEGER PRIMARY KEY, chosen by SQLite.
+    // The search key is the row's INTEGER PRIMARY KEY AUTOINCREMENT, chosen by SQLite
+    // and never given twice.
     let search_key = conn
         .prepare_cached(
             "INSERT INTO tickets (tenant_id, ticket_id, subject, status, priority, channel, tags,
@@ -904,7 +905,8 @@ mod tests {
 
     /// Schema step 7 rebuilds the table with the search key as the row's key: every
     /// ticket keeps its key, its search documents still name it, the indexes are back
-    /// and a new ticket takes the next key (and step 8 sets the index's merging).
+    /// and a new ticket takes the counter's next key, never one given before (and step 8
+    /// sets the index's merging).
     #[test]
     fn the_schema_upgrade_makes_search_keys_row_keys() {
         let conn = Connection::open_in_memory().unwrap();
@@ -920,7 +922,7 @@ mod tests {
              VALUES ('ten_x', 'tkt_a', 'parcel late', 'open', 'normal', 'email', 'returns',
                      'ctc_1', 1, 2, 3, 9, 4, 7),
                     ('ten_x', 'tkt_b', 'hello', 'closed', 'high', 'chat', '', NULL, 1, 1, 1, 5, 1, NULL);
-             UPDATE meta SET value = 10 WHERE name = 'next_search_key';",
+             UPDATE meta SET value = 12 WHERE name = 'next_search_key';",
         )
         .unwrap();
         search::index(9, 0, "parcel late");
@@ -988,7 +990,11 @@ mod tests {
             .unwrap();
         let new = NewTicket::try_from(body).unwrap();
         let created = insert(&conn, "ten_x", &new, None, Timestamp::from_micros(5)).unwrap();
-        assert_eq!(created.search_key, 10);
+        // The counter said 12: keys 10 and 11 went to tickets since deleted.
+        assert_eq!(created.search_key, 12);
+        delete(&conn, &created).unwrap();
+        let again = insert(&conn, "ten_x", &new, None, Timestamp::from_micros(6)).unwrap();
+        assert_eq!(again.search_key, 13, "a key is never given twice");
     }
 
     /// Scoring split across spare connections, each on its range of search keys,

@@ -119,6 +119,44 @@ fn a_database_newer_than_the_binary_is_refused() {
     assert_one_line_error(code, &stderr, &["schema version 99", "newer"]);
 }
 
+/// A newer CLI never upgrades a database that an older server is serving: the server
+/// would go on writing the older schema's way.
+#[test]
+fn the_cli_does_not_upgrade_a_database_a_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let cli = Cli::new(write_config(dir.path(), &config));
+    assert_eq!(cli.run(&["tenant", "list"]).code, 0);
+    let db = config.database.path.clone();
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let current = version(&conn);
+    // As the file was before the last step (which only sets an FTS5 option, and may
+    // run again), held by a server of that version.
+    conn.pragma_update(None, "user_version", current - 1)
+        .unwrap();
+    let lock = std::fs::File::create(format!("{}.lock", db.display())).unwrap();
+    lock.lock().unwrap();
+    let refused = cli.run(&["tenant", "list"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("served by a running threada")
+            && refused
+                .stderr
+                .contains(&format!("schema version {}", current - 1)),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(version(&conn), current - 1);
+    // Once that server is gone, the CLI upgrades the file.
+    drop(lock);
+    assert_eq!(cli.run(&["tenant", "list"]).code, 0);
+    assert_eq!(version(&conn), current);
+}
+
 #[test]
 fn config_file_lookup_and_env_overrides() {
     let dir = tempfile::tempdir().unwrap();
