@@ -274,19 +274,20 @@ pub fn purge_before(
 /// and retention removes events oldest first, so the walk ends.
 pub fn clear_ticket(conn: &Connection, tenant_id: &str, ticket_id: &str) -> Result<usize, DbError> {
     Ok(conn
-        .prepare_cached(
-            "WITH RECURSIVE chain (seq) AS (
-                 SELECT last_event_seq FROM tickets WHERE tenant_id = ?1 AND ticket_id = ?2
-                 UNION ALL
-                 SELECT e.prev_seq FROM chain JOIN events e ON e.tenant_id = ?1 AND e.seq = chain.seq
-                 WHERE e.prev_seq < e.seq
-             )
-             UPDATE events SET data = '{}'
-             WHERE tenant_id = ?1 AND seq IN (SELECT seq FROM chain) AND ticket_id = ?2
-               AND data <> '{}'",
-        )?
+        .prepare_cached(CLEAR_TICKET)?
         .execute([tenant_id, ticket_id])?)
 }
+
+/// `clear_ticket`'s walk: ?1 the tenant, ?2 the ticket.
+const CLEAR_TICKET: &str = "WITH RECURSIVE chain (seq) AS (
+        SELECT last_event_seq FROM tickets WHERE tenant_id = ?1 AND ticket_id = ?2
+        UNION ALL
+        SELECT e.prev_seq FROM chain JOIN events e ON e.tenant_id = ?1 AND e.seq = chain.seq
+        WHERE e.prev_seq < e.seq
+    )
+    UPDATE events SET data = '{}'
+    WHERE tenant_id = ?1 AND seq IN (SELECT seq FROM chain) AND ticket_id = ?2
+      AND data <> '{}'";
 
 #[cfg(test)]
 mod tests {
@@ -308,9 +309,7 @@ mod tests {
     }
 
     fn seqs(conn: &Connection) -> Vec<i64> {
-        let mut statement = conn.prepare("SELECT seq FROM events ORDER BY seq").unwrap();
-        let seqs = statement.query_map([], |row| row.get(0)).unwrap();
-        seqs.map(Result::unwrap).collect()
+        super::super::column(conn, "SELECT seq FROM events ORDER BY seq")
     }
 
     #[test]
@@ -476,13 +475,7 @@ mod tests {
         assert_eq!(clear_ticket(&conn, "ten_x", "tkt_a").unwrap(), 0);
         assert_eq!(clear_ticket(&conn, "ten_y", "tkt_b").unwrap(), 0);
         let plan: Vec<String> = conn
-            .prepare("EXPLAIN QUERY PLAN WITH RECURSIVE chain (seq) AS (
-                 SELECT last_event_seq FROM tickets WHERE tenant_id = ?1 AND ticket_id = ?2
-                 UNION ALL
-                 SELECT e.prev_seq FROM chain JOIN events e ON e.tenant_id = ?1 AND e.seq = chain.seq
-                 WHERE e.prev_seq < e.seq)
-             UPDATE events SET data = '{}'
-             WHERE tenant_id = ?1 AND seq IN (SELECT seq FROM chain) AND ticket_id = ?2 AND data <> '{}'")
+            .prepare(&format!("EXPLAIN QUERY PLAN {CLEAR_TICKET}"))
             .unwrap()
             .query_map(["ten_x", "tkt_a"], |row| row.get(3))
             .unwrap()
@@ -540,13 +533,10 @@ mod tests {
                 ("ten_y".to_string(), 1, None)
             ]
         );
-        let last: Vec<Option<i64>> = conn
-            .prepare("SELECT last_event_seq FROM tickets ORDER BY search_key")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let last: Vec<Option<i64>> = super::super::column(
+            &conn,
+            "SELECT last_event_seq FROM tickets ORDER BY search_key",
+        );
         assert_eq!(last, [Some(4), Some(2), Some(1)]);
         let index: i64 = conn
             .query_row(

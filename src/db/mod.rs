@@ -316,6 +316,14 @@ pub fn open_beside_server(config: &DatabaseConfig) -> Result<Connection, String>
     open_connection(config)
 }
 
+/// Every row of a one-column query, for tests.
+#[cfg(test)]
+fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+    let mut statement = conn.prepare(sql).unwrap();
+    let values = statement.query_map([], |row| row.get(0)).unwrap();
+    values.map(Result::unwrap).collect()
+}
+
 /// Sets the per-connection pragmas every connection needs.
 fn configure(conn: &Connection, config: &DatabaseConfig) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;

@@ -948,13 +948,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(hit >> SEARCH_SHIFT, 9);
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE tbl_name = 'tickets' AND type = 'index' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let indexes: Vec<String> = super::super::column(
+            &conn,
+            "SELECT name FROM sqlite_schema WHERE tbl_name = 'tickets' AND type = 'index' ORDER BY name",
+        );
         assert_eq!(
             indexes,
             [
